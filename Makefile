@@ -1,0 +1,76 @@
+# ec2-build: every set-up step lives here, so a fresh machine needs only `make demo` / `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV          := .venv
+PY            := $(VENV)/bin/python
+CHECKOV_VENV  := .venv-checkov
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+export CARGO_TARGET_DIR
+# The real Lambda binaries driven by the local stack and the end-to-end tests.
+LAMBDA_BIN_DIR := $(CARGO_TARGET_DIR)/debug
+
+.PHONY: help
+help:
+	@echo "make demo      run the product end to end on the local AWS stack"
+	@echo "make test      unit tests, static checks and end-to-end tests"
+	@echo "make lint      static checks of the ASL, SSM document and templates"
+	@echo "make bench     benchmarks, written to BENCHMARKS.md"
+	@echo "make package   arm64 Lambda zips and the packaged template (needs no AWS account)"
+	@echo "make deploy    deploy to AWS with your credentials"
+
+# ---------------------------------------------------------------- set-up
+$(VENV)/.installed: tests/localstack/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip==24.3.1
+	$(VENV)/bin/pip install --quiet -r tests/localstack/requirements.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed: tests/lint/requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet -r tests/lint/requirements-checkov.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+.PHONY: setup
+setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
+
+.PHONY: build
+build:
+	cargo build --workspace --bins
+
+# ---------------------------------------------------------------- tests
+.PHONY: test test-unit test-e2e lint
+test: test-unit lint test-e2e
+
+test-unit:
+	cargo test --workspace
+
+lint: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
+	npx --no-install asl-validator --json-path statemachine/build.asl.json
+	$(PY) tests/lint/check_document.py
+	$(VENV)/bin/cfn-lint cloudformation/*.yml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation -d cloudformation
+
+test-e2e: $(VENV)/.installed build
+	LAMBDA_BIN_DIR=$(LAMBDA_BIN_DIR) $(PY) -m pytest -q tests
+
+# ---------------------------------------------------------------- demo and bench
+.PHONY: demo bench
+demo: $(VENV)/.installed build
+	LAMBDA_BIN_DIR=$(LAMBDA_BIN_DIR) $(PY) -m tests.localstack.demo $(if $(FAIL),--fail,)
+
+bench: $(VENV)/.installed
+	cargo build --workspace --bins --release
+	LAMBDA_BIN_DIR=$(CARGO_TARGET_DIR)/release $(PY) -m tests.bench
+
+# ---------------------------------------------------------------- packaging and deployment
+.PHONY: package deploy
+package: $(VENV)/.installed
+	tests/../cloudformation/package.sh
+
+deploy: package
+	cloudformation/deploy.sh
