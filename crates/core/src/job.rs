@@ -1,0 +1,58 @@
+//! CodePipeline jobs as the domain sees them.
+
+use std::collections::BTreeMap;
+
+/// A job handed out by PollForJobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: String,
+    /// Proof of ownership for AcknowledgeJob.
+    pub nonce: String,
+    pub data: JobData,
+}
+
+/// The parts of CodePipeline's job data the action uses. The job's `artifactCredentials` are
+/// deliberately not kept: the build instance uses its own role.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobData {
+    /// `actionConfiguration.configuration`.
+    pub configuration: BTreeMap<String, String>,
+    pub input_artifacts: Vec<Artifact>,
+    pub output_artifacts: Vec<Artifact>,
+    pub pipeline: PipelineContext,
+    /// KMS key of the artifact store, if any.
+    pub encryption_key_id: Option<String>,
+    /// Set on continuation jobs: the ARN of the execution running the build.
+    pub continuation_token: Option<String>,
+}
+
+/// An input or output artifact of the action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    pub name: String,
+    /// Missing when CodePipeline sent no S3 location.
+    pub location: Option<ArtifactLocation>,
+}
+
+/// Where an artifact lives in S3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactLocation {
+    pub bucket: String,
+    pub key: String,
+}
+
+/// Which pipeline, stage and action the job belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipelineContext {
+    pub pipeline_name: String,
+    pub stage_name: String,
+    pub action_name: String,
+    pub pipeline_execution_id: String,
+}
+
+impl Job {
+    /// A job that carries a continuation token continues a build that already started.
+    pub fn is_continuation(&self) -> bool {
+        self.data.continuation_token.is_some()
+    }
+}

@@ -1,0 +1,458 @@
+//! What to tell CodePipeline: reports built from a configuration error or an execution's state.
+
+use crate::ports::{ExecutionDescription, ExecutionStatus};
+use crate::{ConfigError, Settings};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// CodePipeline's limit on `executionDetails.summary`.
+pub const MAX_SUMMARY_LEN: usize = 2048;
+/// CodePipeline's limit on `failureDetails.message`.
+pub const MAX_MESSAGE_LEN: usize = 5000;
+
+/// PutJobSuccessResult's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuccessReport {
+    pub summary: String,
+    /// The execution ARN: the console's link to the execution uses it.
+    pub external_execution_id: String,
+    pub percent_complete: Option<i32>,
+    /// Set while the build runs: CodePipeline comes back with a continuation job.
+    pub continuation_token: Option<String>,
+    /// Only on the final result.
+    pub output_variables: BTreeMap<String, String>,
+}
+
+/// CodePipeline's failure types that this action uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    ConfigurationError,
+    JobFailed,
+}
+
+/// PutJobFailureResult's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureReport {
+    pub kind: FailureKind,
+    pub message: String,
+    pub external_execution_id: Option<String>,
+}
+
+/// The answer to a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobReport {
+    /// The build runs: success with a continuation token.
+    Continue(SuccessReport),
+    /// Final success.
+    Succeed(SuccessReport),
+    /// Final failure.
+    Fail(FailureReport),
+}
+
+impl FailureReport {
+    /// The action configuration is invalid: nothing was started.
+    pub fn configuration(error: &ConfigError) -> Self {
+        Self { kind: FailureKind::ConfigurationError, message: truncate_end(&format!("EC2 Build: {error}"), MAX_MESSAGE_LEN), external_execution_id: None }
+    }
+
+    /// The job could not be turned into a build (bad job data, failed start).
+    pub fn job(message: impl AsRef<str>, execution_arn: Option<String>) -> Self {
+        Self { kind: FailureKind::JobFailed, message: truncate_end(&format!("EC2 Build: {}", message.as_ref()), MAX_MESSAGE_LEN), external_execution_id: execution_arn }
+    }
+}
+
+/// Progress report for a job whose execution was just started.
+pub fn started(execution_arn: &str, settings: &Settings) -> SuccessReport {
+    SuccessReport {
+        summary: truncate_end(
+            &format!("Build started: {}", settings.execution_console_url(execution_arn)),
+            MAX_SUMMARY_LEN,
+        ),
+        external_execution_id: execution_arn.to_string(),
+        percent_complete: Some(0),
+        continuation_token: Some(execution_arn.to_string()),
+        output_variables: BTreeMap::new(),
+    }
+}
+
+/// The report for a continuation job, from the execution's state.
+pub fn for_execution(execution: &ExecutionDescription, current_state: Option<&str>, settings: &Settings) -> JobReport {
+    let arn = &execution.arn;
+    let link = settings.execution_console_url(arn);
+    match &execution.status {
+        ExecutionStatus::Running | ExecutionStatus::Other(_) => {
+            let state = current_state.unwrap_or("starting");
+            JobReport::Continue(SuccessReport {
+                summary: truncate_end(&format!("Running: {state}. {link}"), MAX_SUMMARY_LEN),
+                external_execution_id: arn.clone(),
+                percent_complete: current_state.map(percent_for_state),
+                continuation_token: Some(arn.clone()),
+                output_variables: BTreeMap::new(),
+            })
+        }
+        ExecutionStatus::Succeeded => {
+            let outcome = execution.output.as_deref().and_then(|o| serde_json::from_str::<ExecutionOutput>(o).ok());
+            match outcome {
+                Some(out) if out.status.eq_ignore_ascii_case("FAILED") => JobReport::Fail(FailureReport {
+                    kind: FailureKind::JobFailed,
+                    message: failure_message(&out.as_failure(), &link),
+                    external_execution_id: Some(arn.clone()),
+                }),
+                Some(out) => JobReport::Succeed(success_report(&out, execution, &link)),
+                None => JobReport::Succeed(SuccessReport {
+                    summary: truncate_end(&format!("Build succeeded. {link}"), MAX_SUMMARY_LEN),
+                    external_execution_id: arn.clone(),
+                    percent_complete: Some(100),
+                    continuation_token: None,
+                    output_variables: BTreeMap::from([("ExecutionArn".to_string(), arn.clone())]),
+                }),
+            }
+        }
+        ExecutionStatus::Failed => {
+            let failure = execution
+                .cause
+                .as_deref()
+                .and_then(|c| serde_json::from_str::<FailureCause>(c).ok())
+                .unwrap_or_else(|| FailureCause {
+                    stage: None,
+                    error: execution.error.clone(),
+                    cause: execution.cause.clone().map(serde_json::Value::String),
+                    ..FailureCause::default()
+                });
+            let failure = FailureCause { error: failure.error.clone().or_else(|| execution.error.clone()), ..failure };
+            JobReport::Fail(FailureReport {
+                kind: FailureKind::JobFailed,
+                message: failure_message(&failure, &link),
+                external_execution_id: Some(arn.clone()),
+            })
+        }
+        ExecutionStatus::TimedOut => JobReport::Fail(FailureReport::job(
+            format!("the build execution timed out; its instance is released. Execution: {link}"),
+            Some(arn.clone()),
+        )),
+        ExecutionStatus::Aborted => JobReport::Fail(FailureReport::job(
+            format!("the build execution was stopped (aborted); its instance is released. Execution: {link}"),
+            Some(arn.clone()),
+        )),
+    }
+}
+
+fn percent_for_state(state: &str) -> i32 {
+    let state = state.to_ascii_lowercase();
+    if state.contains("release") {
+        90
+    } else if state.contains("build") || state.contains("command") {
+        50
+    } else if state.contains("agent") || state.contains("online") {
+        25
+    } else {
+        10
+    }
+}
+
+/// The execution output of a finished build (docs/contracts.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct ExecutionOutput {
+    status: String,
+    stage: Option<String>,
+    error: Option<String>,
+    cause: Option<serde_json::Value>,
+    instance_id: Option<String>,
+    command_id: Option<String>,
+    log: Option<LogLocation>,
+    build: Option<BuildResult>,
+}
+
+impl ExecutionOutput {
+    fn as_failure(&self) -> FailureCause {
+        FailureCause {
+            stage: self.stage.clone(),
+            error: self.error.clone(),
+            cause: self.cause.clone(),
+            instance_id: self.instance_id.clone(),
+            command_id: self.command_id.clone(),
+            log: self.log.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct LogLocation {
+    group: Option<String>,
+    stream: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct BuildResult {
+    outputs: Vec<OutputArtifact>,
+    image_uri: Option<String>,
+    image_digest: Option<String>,
+    packages: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct OutputArtifact {
+    name: String,
+}
+
+/// The `Cause` of a failed execution (docs/contracts.md).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct FailureCause {
+    stage: Option<String>,
+    error: Option<String>,
+    /// Text, or the document's `{"Step", "ExitCode", "Message", "Tail"}`.
+    cause: Option<serde_json::Value>,
+    instance_id: Option<String>,
+    command_id: Option<String>,
+    log: Option<LogLocation>,
+}
+
+fn success_report(out: &ExecutionOutput, execution: &ExecutionDescription, link: &str) -> SuccessReport {
+    let mut parts = vec!["Build succeeded".to_string()];
+    if let Some(id) = &out.instance_id {
+        parts[0].push_str(&format!(" on {id}"));
+    }
+    if let Some(seconds) = execution.duration_seconds {
+        parts[0].push_str(&format!(" in {}m{:02}s", seconds / 60, seconds % 60));
+    }
+    let mut variables = BTreeMap::from([("ExecutionArn".to_string(), execution.arn.clone())]);
+    if let Some(id) = &out.instance_id {
+        variables.insert("InstanceId".into(), id.clone());
+    }
+    if let Some(build) = &out.build {
+        if !build.outputs.is_empty() {
+            let names: Vec<&str> = build.outputs.iter().map(|o| o.name.as_str()).collect();
+            parts.push(format!("outputs: {}", names.join(", ")));
+        }
+        if let Some(uri) = &build.image_uri {
+            let digest = build.image_digest.as_deref().map(|d| format!("@{d}")).unwrap_or_default();
+            parts.push(format!("image: {uri}{digest}"));
+            variables.insert("ImageUri".into(), uri.clone());
+        }
+        if let Some(digest) = &build.image_digest {
+            variables.insert("ImageDigest".into(), digest.clone());
+        }
+        if !build.packages.is_empty() {
+            parts.push(format!("packages: {}", build.packages.join(", ")));
+            variables.insert("Packages".into(), truncate_end(&build.packages.join(","), 1000));
+        }
+    }
+    if let Some(log) = &out.log {
+        if let (Some(group), Some(stream)) = (&log.group, &log.stream) {
+            parts.push(format!("log: {group} {stream}"));
+        }
+    }
+    parts.push(link.to_string());
+    SuccessReport {
+        summary: truncate_end(&parts.join("; "), MAX_SUMMARY_LEN),
+        external_execution_id: execution.arn.clone(),
+        percent_complete: Some(100),
+        continuation_token: None,
+        output_variables: variables,
+    }
+}
+
+/// "Build failed at stage build (BuildFailed): exit code 2. Last output: ... Execution: ... Log: ..."
+fn failure_message(failure: &FailureCause, link: &str) -> String {
+    let stage = failure.stage.as_deref().unwrap_or("unknown");
+    let error = failure.error.as_deref().unwrap_or("Failed");
+    let (cause, tail) = describe_cause(failure.cause.as_ref());
+    let mut head = format!("EC2 Build failed at stage {stage} ({error})");
+    if !cause.is_empty() {
+        head.push_str(": ");
+        head.push_str(&cause);
+    }
+    let mut footer = format!("\nExecution: {link}");
+    if let Some(id) = &failure.instance_id {
+        footer.push_str(&format!("\nInstance: {id}"));
+    }
+    if let Some(log) = &failure.log {
+        if let (Some(group), Some(stream)) = (&log.group, &log.stream) {
+            footer.push_str(&format!("\nLog: group {group}, stream {stream}"));
+        }
+    } else if let Some(command) = &failure.command_id {
+        footer.push_str(&format!("\nCommand: {command}"));
+    }
+    let head = truncate_end(&head, MAX_MESSAGE_LEN / 2);
+    let room = MAX_MESSAGE_LEN.saturating_sub(head.chars().count() + footer.chars().count() + 20);
+    let tail = if tail.is_empty() { String::new() } else { format!("\nLast output:\n{}", keep_end(&tail, room)) };
+    truncate_end(&format!("{head}{tail}{footer}"), MAX_MESSAGE_LEN)
+}
+
+/// The cause as a sentence, and the last output lines when the document sent them.
+fn describe_cause(cause: Option<&serde_json::Value>) -> (String, String) {
+    let parsed;
+    let value = match cause {
+        None => return (String::new(), String::new()),
+        Some(serde_json::Value::String(text)) => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(v @ serde_json::Value::Object(_)) => {
+                parsed = v;
+                &parsed
+            }
+            _ => return (text.trim().to_string(), String::new()),
+        },
+        Some(other) => other,
+    };
+    let Some(object) = value.as_object() else {
+        return (value.to_string(), String::new());
+    };
+    let mut sentence = Vec::new();
+    if let Some(step) = object.get("Step").and_then(|v| v.as_str()) {
+        sentence.push(format!("step {step}"));
+    }
+    if let Some(code) = object.get("ExitCode").filter(|v| !v.is_null()) {
+        sentence.push(format!("exit code {}", code.as_i64().map(|c| c.to_string()).unwrap_or_else(|| code.to_string())));
+    }
+    if let Some(message) = object.get("Message").and_then(|v| v.as_str()).filter(|m| !m.is_empty()) {
+        sentence.push(message.trim().to_string());
+    }
+    if sentence.is_empty() {
+        sentence.push(value.to_string());
+    }
+    let tail = object.get("Tail").and_then(|v| v.as_str()).unwrap_or("").trim_end().to_string();
+    (sentence.join(", "), tail)
+}
+
+/// At most `max` characters, cut at the end.
+pub fn truncate_end(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+/// At most `max` characters, keeping the end (the last lines of a log matter most).
+fn keep_end(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
+    }
+    let rest: String = text.chars().skip(count - max.saturating_sub(1)).collect();
+    format!("…{rest}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::ActionType;
+    use std::time::Duration;
+
+    fn settings() -> Settings {
+        Settings {
+            action_type: ActionType { category: "Build".into(), provider: "EC2Build".into(), version: "1".into() },
+            state_machine_arn: "arn:aws:states:eu-west-1:123456789012:stateMachine:ec2-build".into(),
+            poll_batch_size: 10,
+            poll_max_rounds: 10,
+            job_concurrency: 4,
+            heartbeat_seconds: 300,
+            console_region: "eu-west-1".into(),
+            completion_poll_attempts: 3,
+            completion_poll_delay: Duration::from_millis(10),
+        }
+    }
+
+    const ARN: &str = "arn:aws:states:eu-west-1:123456789012:execution:ec2-build:job-1";
+
+    fn execution(status: ExecutionStatus, output: Option<&str>, error: Option<&str>, cause: Option<&str>) -> ExecutionDescription {
+        ExecutionDescription {
+            arn: ARN.into(),
+            status,
+            output: output.map(Into::into),
+            error: error.map(Into::into),
+            cause: cause.map(Into::into),
+            duration_seconds: Some(125),
+        }
+    }
+
+    #[test]
+    fn running_execution_continues_with_its_state() {
+        let report = for_execution(&execution(ExecutionStatus::Running, None, None, None), Some("RunBuild"), &settings());
+        let JobReport::Continue(r) = report else { panic!("{report:?}") };
+        assert_eq!(r.continuation_token.as_deref(), Some(ARN));
+        assert!(r.summary.starts_with("Running: RunBuild."), "{}", r.summary);
+        assert_eq!(r.percent_complete, Some(50));
+        assert!(r.output_variables.is_empty());
+    }
+
+    #[test]
+    fn succeeded_execution_reports_outputs_image_and_packages() {
+        let output = r#"{"Status":"SUCCEEDED","Stage":"done","InstanceId":"i-0abc","CommandId":"c-1",
+            "Log":{"Group":"/ec2-build/builds","Stream":"c-1/i-0abc/aws-runShellScript/stdout"},
+            "Build":{"Outputs":[{"Name":"BuildOutput","Bucket":"b","Key":"k"}],
+                     "ImageUri":"123.dkr.ecr.eu-west-1.amazonaws.com/app:1","ImageDigest":"sha256:abc",
+                     "Packages":["win-64/pkg-1.0-0.conda"]}}"#;
+        let report = for_execution(&execution(ExecutionStatus::Succeeded, Some(output), None, None), None, &settings());
+        let JobReport::Succeed(r) = report else { panic!("{report:?}") };
+        assert_eq!(r.continuation_token, None);
+        assert_eq!(r.percent_complete, Some(100));
+        assert!(r.summary.contains("on i-0abc in 2m05s"), "{}", r.summary);
+        assert!(r.summary.contains("outputs: BuildOutput"), "{}", r.summary);
+        assert!(r.summary.contains("image: 123.dkr.ecr.eu-west-1.amazonaws.com/app:1@sha256:abc"), "{}", r.summary);
+        assert!(r.summary.contains("packages: win-64/pkg-1.0-0.conda"), "{}", r.summary);
+        assert_eq!(r.output_variables["ImageDigest"], "sha256:abc");
+        assert_eq!(r.output_variables["ExecutionArn"], ARN);
+    }
+
+    #[test]
+    fn failed_execution_names_stage_exit_code_tail_and_links() {
+        let cause = serde_json::json!({
+            "Stage": "build", "Error": "BuildFailed", "InstanceId": "i-0abc", "CommandId": "c-1",
+            "Cause": serde_json::json!({"Step": "build", "ExitCode": 2, "Tail": "compiling\nerror: boom"}).to_string(),
+            "Log": {"Group": "/ec2-build/builds", "Stream": "c-1/i-0abc/aws-runShellScript/stdout"}
+        })
+        .to_string();
+        let report = for_execution(&execution(ExecutionStatus::Failed, None, Some("BuildFailed"), Some(&cause)), None, &settings());
+        let JobReport::Fail(r) = report else { panic!("{report:?}") };
+        assert_eq!(r.kind, FailureKind::JobFailed);
+        assert!(r.message.starts_with("EC2 Build failed at stage build (BuildFailed): step build, exit code 2"), "{}", r.message);
+        assert!(r.message.contains("Last output:\ncompiling\nerror: boom"), "{}", r.message);
+        assert!(r.message.contains("Execution: https://eu-west-1.console.aws.amazon.com/states/"), "{}", r.message);
+        assert!(r.message.contains("Log: group /ec2-build/builds, stream c-1/i-0abc/aws-runShellScript/stdout"), "{}", r.message);
+    }
+
+    #[test]
+    fn failed_execution_with_plain_cause_keeps_the_text() {
+        let report = for_execution(
+            &execution(ExecutionStatus::Failed, None, Some("States.Runtime"), Some("An error occurred while executing the state")),
+            None,
+            &settings(),
+        );
+        let JobReport::Fail(r) = report else { panic!("{report:?}") };
+        assert!(r.message.starts_with("EC2 Build failed at stage unknown (States.Runtime): An error occurred"), "{}", r.message);
+    }
+
+    #[test]
+    fn timed_out_and_aborted_executions_fail_the_job() {
+        for (status, word) in [(ExecutionStatus::TimedOut, "timed out"), (ExecutionStatus::Aborted, "aborted")] {
+            let report = for_execution(&execution(status, None, None, None), None, &settings());
+            let JobReport::Fail(r) = report else { panic!("{report:?}") };
+            assert!(r.message.contains(word), "{}", r.message);
+            assert_eq!(r.external_execution_id.as_deref(), Some(ARN));
+        }
+    }
+
+    #[test]
+    fn succeeded_execution_whose_output_says_failed_is_a_failure() {
+        let output = r#"{"Status":"FAILED","Stage":"release","Error":"ReleaseFailed","Cause":"TerminateInstances denied"}"#;
+        let report = for_execution(&execution(ExecutionStatus::Succeeded, Some(output), None, None), None, &settings());
+        let JobReport::Fail(r) = report else { panic!("{report:?}") };
+        assert!(r.message.contains("stage release (ReleaseFailed): TerminateInstances denied"), "{}", r.message);
+    }
+
+    #[test]
+    fn long_output_is_cut_from_the_front_and_message_fits() {
+        let tail = format!("{}\nTHE END", "x".repeat(20_000));
+        let cause = serde_json::json!({"Stage":"build","Error":"BuildFailed","Cause":{"ExitCode":1,"Tail":tail}}).to_string();
+        let report = for_execution(&execution(ExecutionStatus::Failed, None, None, Some(&cause)), None, &settings());
+        let JobReport::Fail(r) = report else { panic!("{report:?}") };
+        assert!(r.message.chars().count() <= MAX_MESSAGE_LEN);
+        assert!(r.message.contains("THE END"));
+        assert!(r.message.contains("Execution: https://"));
+    }
+}

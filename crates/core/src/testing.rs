@@ -1,0 +1,249 @@
+//! In-memory fakes of the ports, for tests of this crate and of the Lambda crates. They behave
+//! like the services on the points the handler relies on: PollForJobs hands out queued jobs once,
+//! AcknowledgeJob checks the nonce, a success with a continuation token queues a continuation job,
+//! a second answer is refused, and StartExecution is idempotent for the same name and input.
+
+use crate::job::Job;
+use crate::ports::{AckStatus, CodePipeline, ExecutionDescription, ExecutionStatus, Instances, StepFunctions};
+use crate::report::{FailureReport, SuccessReport};
+use crate::Error;
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+/// A job's answer as the fake CodePipeline recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Success(SuccessReport),
+    Failure(FailureReport),
+}
+
+#[derive(Default)]
+struct PipelineState {
+    queued: Vec<Job>,
+    in_progress: HashSet<String>,
+    answers: Vec<(String, Answer)>,
+    calls: Vec<&'static str>,
+    next_job: u32,
+}
+
+/// Fake CodePipeline job API.
+#[derive(Default)]
+pub struct FakePipeline {
+    state: Mutex<PipelineState>,
+    /// Jobs whose AcknowledgeJob fails with an invalid nonce.
+    pub foreign_jobs: Mutex<HashSet<String>>,
+    /// Jobs whose answer fails with a service error.
+    pub unanswerable_jobs: Mutex<HashSet<String>>,
+    /// How many of the next PollForJobs calls fail.
+    pub failing_polls: Mutex<u32>,
+}
+
+impl FakePipeline {
+    pub fn with_jobs(jobs: Vec<Job>) -> Self {
+        let fake = Self::default();
+        fake.state.lock().unwrap().queued = jobs;
+        fake
+    }
+
+    pub fn queue(&self, job: Job) {
+        self.state.lock().unwrap().queued.push(job);
+    }
+
+    /// Marks a job as acknowledged by someone else earlier, so it can be answered without a poll.
+    pub fn mark_in_progress(&self, job_id: &str) {
+        self.state.lock().unwrap().in_progress.insert(job_id.to_string());
+    }
+
+    pub fn answers(&self) -> Vec<(String, Answer)> {
+        self.state.lock().unwrap().answers.clone()
+    }
+
+    pub fn answer_for(&self, job_id: &str) -> Option<Answer> {
+        self.answers().into_iter().find(|(id, _)| id == job_id).map(|(_, a)| a)
+    }
+
+    /// Names of the operations called, in order.
+    pub fn calls(&self) -> Vec<&'static str> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    pub fn queued(&self) -> Vec<Job> {
+        self.state.lock().unwrap().queued.clone()
+    }
+
+    fn answer(&self, job_id: &str, answer: Answer, op: &'static str) -> Result<(), Error> {
+        let mut state = self.state.lock().unwrap();
+        state.calls.push(op);
+        if self.unanswerable_jobs.lock().unwrap().contains(job_id) {
+            return Err(Error::Service { service: "codepipeline", operation: op, message: "internal error".into() });
+        }
+        if !state.in_progress.remove(job_id) {
+            return Err(Error::InvalidJobState(job_id.to_string()));
+        }
+        if let Answer::Success(SuccessReport { continuation_token: Some(token), .. }) = &answer {
+            let original = state.answers.len();
+            state.next_job += 1;
+            let id = format!("continuation-{}-{original}", state.next_job);
+            let data = crate::job::JobData { continuation_token: Some(token.clone()), ..Default::default() };
+            state.queued.push(Job { id, nonce: "n".into(), data });
+        }
+        state.answers.push((job_id.to_string(), answer));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CodePipeline for FakePipeline {
+    async fn poll_for_jobs(&self, max_batch_size: u32) -> Result<Vec<Job>, Error> {
+        {
+            let mut failing = self.failing_polls.lock().unwrap();
+            if *failing > 0 {
+                *failing -= 1;
+                self.state.lock().unwrap().calls.push("PollForJobs");
+                return Err(Error::Service { service: "codepipeline", operation: "PollForJobs", message: "throttled".into() });
+            }
+        }
+        let mut state = self.state.lock().unwrap();
+        state.calls.push("PollForJobs");
+        let n = (max_batch_size as usize).min(state.queued.len());
+        Ok(state.queued.drain(..n).collect())
+    }
+
+    async fn acknowledge_job(&self, job_id: &str, _nonce: &str) -> Result<AckStatus, Error> {
+        let mut state = self.state.lock().unwrap();
+        state.calls.push("AcknowledgeJob");
+        if self.foreign_jobs.lock().unwrap().contains(job_id) {
+            return Err(Error::InvalidNonce(job_id.to_string()));
+        }
+        state.in_progress.insert(job_id.to_string());
+        Ok(AckStatus::InProgress)
+    }
+
+    async fn put_job_success(&self, job_id: &str, report: &SuccessReport) -> Result<(), Error> {
+        self.answer(job_id, Answer::Success(report.clone()), "PutJobSuccessResult")
+    }
+
+    async fn put_job_failure(&self, job_id: &str, report: &FailureReport) -> Result<(), Error> {
+        self.answer(job_id, Answer::Failure(report.clone()), "PutJobFailureResult")
+    }
+}
+
+struct FakeExecution {
+    input: String,
+    description: ExecutionDescription,
+}
+
+/// Fake Step Functions: executions by name, StartExecution idempotent for the same input while
+/// running, `ExecutionAlreadyExists` otherwise.
+pub struct FakeSteps {
+    prefix: String,
+    executions: Mutex<BTreeMap<String, FakeExecution>>,
+    /// Every StartExecution call, (name, input).
+    pub starts: Mutex<Vec<(String, String)>>,
+    pub current_state: Mutex<Option<String>>,
+}
+
+impl FakeSteps {
+    /// `state_machine_arn` decides the execution ARNs, as in AWS.
+    pub fn new(state_machine_arn: &str) -> Self {
+        Self {
+            prefix: state_machine_arn.replacen(":stateMachine:", ":execution:", 1),
+            executions: Mutex::default(),
+            starts: Mutex::default(),
+            current_state: Mutex::new(Some("RunBuild".into())),
+        }
+    }
+
+    pub fn arn(&self, name: &str) -> String {
+        format!("{}:{name}", self.prefix)
+    }
+
+    /// Puts an execution in a final or running state.
+    pub fn set(&self, name: &str, status: ExecutionStatus, output: Option<&str>, error: Option<&str>, cause: Option<&str>) {
+        let arn = self.arn(name);
+        let mut executions = self.executions.lock().unwrap();
+        let input = executions.get(name).map(|e| e.input.clone()).unwrap_or_default();
+        executions.insert(
+            name.to_string(),
+            FakeExecution {
+                input,
+                description: ExecutionDescription {
+                    arn,
+                    status,
+                    output: output.map(Into::into),
+                    error: error.map(Into::into),
+                    cause: cause.map(Into::into),
+                    duration_seconds: Some(60),
+                },
+            },
+        );
+    }
+
+    pub fn input_of(&self, name: &str) -> Option<String> {
+        self.executions.lock().unwrap().get(name).map(|e| e.input.clone())
+    }
+
+    pub fn count(&self) -> usize {
+        self.executions.lock().unwrap().len()
+    }
+}
+
+#[async_trait]
+impl StepFunctions for FakeSteps {
+    async fn start_execution(&self, name: &str, input: &str) -> Result<String, Error> {
+        self.starts.lock().unwrap().push((name.to_string(), input.to_string()));
+        let arn = self.arn(name);
+        let mut executions = self.executions.lock().unwrap();
+        match executions.get(name) {
+            Some(e) if e.input == input && e.description.status == ExecutionStatus::Running => Ok(arn),
+            Some(_) => Err(Error::ExecutionAlreadyExists(arn)),
+            None => {
+                executions.insert(
+                    name.to_string(),
+                    FakeExecution {
+                        input: input.to_string(),
+                        description: ExecutionDescription {
+                            arn: arn.clone(),
+                            status: ExecutionStatus::Running,
+                            output: None,
+                            error: None,
+                            cause: None,
+                            duration_seconds: None,
+                        },
+                    },
+                );
+                Ok(arn)
+            }
+        }
+    }
+
+    async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, Error> {
+        let executions = self.executions.lock().unwrap();
+        executions
+            .values()
+            .find(|e| e.description.arn == arn)
+            .map(|e| e.description.clone())
+            .ok_or_else(|| Error::ExecutionNotFound(arn.to_string()))
+    }
+
+    async fn current_state(&self, _arn: &str) -> Result<Option<String>, Error> {
+        Ok(self.current_state.lock().unwrap().clone())
+    }
+}
+
+/// Fake EC2: instances tagged with an execution ARN.
+#[derive(Default)]
+pub struct FakeInstances {
+    pub running: Mutex<HashMap<String, Vec<String>>>,
+    pub terminated: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Instances for FakeInstances {
+    async fn release_for_execution(&self, execution_arn: &str) -> Result<Vec<String>, Error> {
+        let ids = self.running.lock().unwrap().remove(execution_arn).unwrap_or_default();
+        self.terminated.lock().unwrap().extend(ids.clone());
+        Ok(ids)
+    }
+}
