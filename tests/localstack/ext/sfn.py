@@ -1,0 +1,116 @@
+"""Step Functions: execution on, the JSONPath fix, and execution status change events."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import re
+import sys
+from typing import Any
+
+from .events import BUS, envelope
+
+# A "definite" JSONPath: only $.name, $['name'] and [n] steps. AWS returns the single
+# value it designates; moto 5.2.5 wraps it in a list when an index precedes a field
+# ($.Instances[0].InstanceId -> ["i-..."]).
+_DEFINITE = re.compile(r"^\$(?:\.[A-Za-z_$][\w$-]*|\['[^']*'\]|\[\d+\])*$")
+
+
+def _epoch_ms(value: Any) -> int | None:
+    if value is None:
+        return None
+    return int(value.timestamp() * 1000)
+
+
+def _status_event(execution: Any) -> None:
+    status = execution.exec_status.value if execution.exec_status else "RUNNING"
+    arn = execution.exec_arn
+    sm_arn = getattr(execution, "state_machine_arn", None)
+    # Versions/aliases: report the state machine itself, as AWS does in this event.
+    source_arn = getattr(execution.state_machine, "source_arn", None)
+    if source_arn:
+        sm_arn = source_arn
+    output = None
+    if status == "SUCCEEDED":
+        output = json.dumps(execution.output, separators=(",", ":"))
+    detail = {
+        "executionArn": arn,
+        "stateMachineArn": sm_arn,
+        "name": execution.name,
+        "status": status,
+        "startDate": _epoch_ms(execution.start_date),
+        "stopDate": _epoch_ms(execution.stop_date) if status != "RUNNING" else None,
+        "input": json.dumps(execution.input_data, separators=(",", ":")),
+        "output": output,
+        "inputDetails": {"included": True},
+        "outputDetails": {"included": True} if output is not None else None,
+        "error": execution.error if status != "RUNNING" else None,
+        "cause": execution.cause if status != "RUNNING" else None,
+    }
+    BUS.publish(
+        envelope(
+            "aws.states",
+            "Step Functions Execution Status Change",
+            detail,
+            [arn],
+            execution.region_name,
+            execution.account_id,
+        )
+    )
+
+
+def apply() -> None:
+    from moto.core.config import default_user_config
+
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+
+    # --- JSONPath fix ------------------------------------------------------------
+    import moto.stepfunctions.parser as parser_pkg
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    original = json_path.extract_json
+
+    def extract_json(path: str, data: Any) -> Any:
+        if _DEFINITE.match(path.strip()):
+            matches = json_path.parse(path).find(data)
+            if len(matches) == 1:
+                return matches[0].value
+        return original(path, data)
+
+    json_path.extract_json = extract_json
+    # Modules import the function by name: load them all now and rebind.
+    for info in pkgutil.walk_packages(parser_pkg.__path__, parser_pkg.__name__ + "."):
+        if ".antlr" in info.name or ".resource_providers" in info.name:
+            continue
+        try:
+            importlib.import_module(info.name)
+        except Exception:
+            continue
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__name__", "")
+        if name.startswith("moto.stepfunctions") and getattr(module, "extract_json", None) is original:
+            module.extract_json = extract_json
+
+    # --- status change events ------------------------------------------------------
+    from moto.stepfunctions.parser.backend import execution as ex
+
+    def start(self: Any) -> None:
+        # moto's Execution.start, with the RUNNING event published before the worker
+        # thread starts, so it always precedes the terminal event.
+        if self.exec_worker:
+            raise ex.InvalidName()
+        self.exec_worker = self._get_start_execution_worker()
+        self.exec_status = ex.ExecutionStatus.RUNNING
+        _status_event(self)
+        self.exec_worker.start()
+
+    ex.Execution.start = start
+
+    original_terminated = ex.BaseExecutionWorkerCommunication.terminated
+
+    def terminated(self: Any) -> None:
+        original_terminated(self)
+        _status_event(self.execution)
+
+    ex.BaseExecutionWorkerCommunication.terminated = terminated
