@@ -1,0 +1,111 @@
+"""The template against docs/contracts.md and the other parts: configuration properties, Lambda
+environment, ASL placeholders, event patterns, launch settings."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+from template_helpers import ASL_FILE, Evaluator, load_template
+
+CONTRACT_PROPERTIES = {  # docs/contracts.md, "Action configuration"
+    "ImageId": True, "InstanceType": True, "BuildKind": False, "Command": False, "BuildTarget": False,
+    "WorkingDirectory": False, "OutputArtifactPath": False, "TimeoutMinutes": False, "Capacity": False,
+}
+
+
+@pytest.fixture(scope="module")
+def template():
+    return load_template()
+
+
+def res(template, name):
+    return template["Resources"][name]["Properties"]
+
+
+def test_action_type_properties_match_the_contract(template):
+    props = res(template, "BuildActionType")
+    got = {p["Name"]: p["Required"] for p in props["ConfigurationProperties"]}
+    assert got == CONTRACT_PROPERTIES
+    for p in props["ConfigurationProperties"]:
+        assert 0 < len(p["Description"]) <= 160, p["Name"]  # CodePipeline's limit
+        assert p["Secret"] is False and p["Queryable"] is False
+    assert props["InputArtifactDetails"] == {"MinimumCount": 0, "MaximumCount": 5}
+    assert props["OutputArtifactDetails"] == {"MinimumCount": 0, "MaximumCount": 5}
+
+
+def test_console_links(template):
+    settings = Evaluator(template, {}).resolve(res(template, "BuildActionType")["Settings"])
+    assert settings["ExecutionUrlTemplate"] == (
+        "https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1"
+        "#/v2/executions/details/{ExternalExecutionId}")
+    assert settings["EntityUrlTemplate"].startswith(
+        "https://eu-west-1.console.aws.amazon.com/systems-manager/documents/<BuildDocument>/")
+
+
+def test_lambda_environment_matches_the_contract(template):
+    ev = Evaluator(template, {})
+    common = ev.resolve(template["Globals"]["Function"]["Environment"]["Variables"])
+    assert common == {"STATE_MACHINE_ARN": "<BuildStateMachine>", "ACTION_CATEGORY": "Build",
+                      "ACTION_PROVIDER": "EC2Build", "ACTION_VERSION": "1", "POLL_BATCH_SIZE": "10"}
+    completion = res(template, "CompletionFunction")["Environment"]["Variables"]
+    assert {"COMPLETION_POLL_ATTEMPTS", "COMPLETION_POLL_DELAY_MS"} <= set(completion)
+    for name in ("PollerFunction", "CompletionFunction"):
+        props = res(template, name)
+        assert props["CodeUri"] == f"../build/lambda/{name[:-len('Function')].lower()}/"
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+    g = template["Globals"]["Function"]
+    assert (g["Runtime"], g["Architectures"], g["Handler"]) == ("provided.al2023", ["arm64"], "bootstrap")
+
+
+@pytest.mark.skipif(not ASL_FILE.exists(), reason="statemachine/build.asl.json not written yet")
+def test_definition_substitutions_cover_exactly_the_asl_placeholders(template):
+    placeholders = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", ASL_FILE.read_text()))
+    given = set(res(template, "BuildStateMachine")["DefinitionSubstitutions"])
+    assert placeholders - given == set(), "placeholders without a value"
+    assert given - placeholders == set(), "values for placeholders the ASL does not have"
+
+
+def test_event_rules(template):
+    poller = res(template, "PollerFunction")["Events"]
+    started = poller["ActionStarted"]["Properties"]["Pattern"]
+    assert started["detail-type"] == ["CodePipeline Action Execution State Change"]
+    assert started["detail"]["state"] == ["STARTED"]
+    assert started["detail"]["type"]["owner"] == ["Custom"]
+    assert started["detail"]["type"]["provider"] == [{"Ref": "ActionProvider"}]
+    assert poller["Sweep"]["Properties"]["Schedule"] == "rate(1 minute)"
+    finished = res(template, "CompletionFunction")["Events"]["ExecutionFinished"]["Properties"]["Pattern"]
+    assert finished["source"] == ["aws.states"]
+    assert finished["detail"]["stateMachineArn"] == [{"Ref": "BuildStateMachine"}]
+    assert set(finished["detail"]["status"]) == {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+def test_security_group_has_no_ingress(template):
+    sg = res(template, "BuilderSecurityGroup")
+    assert "SecurityGroupIngress" not in sg
+    assert not [r for r in template["Resources"].values() if r["Type"] == "AWS::EC2::SecurityGroupIngress"]
+
+
+@pytest.mark.parametrize("name", ["LinuxLaunchTemplate", "WindowsLaunchTemplate"])
+def test_launch_templates_imdsv2_and_encrypted_volumes(template, name):
+    data = res(template, name)["LaunchTemplateData"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["BlockDeviceMappings"]
+    for mapping in data["BlockDeviceMappings"]:
+        assert mapping["Ebs"]["Encrypted"] is True and mapping["Ebs"]["DeleteOnTermination"] is True
+    assert data["IamInstanceProfile"] == {"Arn": {"Fn::GetAtt": ["BuilderInstanceProfile", "Arn"]}}
+
+
+def test_windows_docker_data_root_on_second_volume(template):
+    data = res(template, "WindowsLaunchTemplate")["LaunchTemplateData"]
+    devices = [m["DeviceName"] for m in data["BlockDeviceMappings"]]
+    assert devices == ["/dev/sda1", "xvdf"]
+    script = Evaluator(template, {}).resolve(data["UserData"]["Fn::Base64"])
+    assert script.startswith("<powershell>") and script.rstrip().endswith("</powershell>")
+    assert "'data-root' = 'D:\\DockerCache'" in script
+    assert "'storage-opts' = @('size=50GB')" in script
+    assert "-Encoding ASCII" in script  # no BOM: dockerd rejects a daemon.json with one
+    base64.b64encode(script.encode())  # plain text, fits in user data
+    assert len(script.encode()) < 16 * 1024
