@@ -118,3 +118,15 @@ def custom_stage(stage: str, action: str, provider: str, inputs: list[str], outp
 def poll_one(stack: Any, type_id: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
     cp = stack.client("codepipeline")
     return wait_until(lambda: (cp.poll_for_jobs(actionTypeId=type_id, maxBatchSize=1)["jobs"] or [None])[0], timeout, what="a job")
+
+
+def amis(stack: Any) -> tuple[str, str]:
+    """(Linux AMI id, Windows AMI id) from moto's default images (cached per stack)."""
+    cached = getattr(stack, "_ec2build_amis", None)
+    if cached:
+        return cached
+    ec2 = stack.client("ec2")
+    linux = ec2.describe_images(Filters=[{"Name": "name", "Values": ["amzn2-ami-hvm-2.0.*x86_64-gp2"]}])["Images"][0]["ImageId"]
+    windows = ec2.describe_images(Filters=[{"Name": "platform", "Values": ["windows"]}])["Images"][0]["ImageId"]
+    stack._ec2build_amis = (linux, windows)
+    return linux, windows
