@@ -75,8 +75,10 @@ def policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, str, dict
                     for st in as_list(p["PolicyDocument"]["Statement"]):
                         yield logical_id, p["PolicyName"], st
         elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-            for st in as_list(props["PolicyDocument"]["Statement"]):
-                yield logical_id, props.get("PolicyName", logical_id), st
+            # attributed to the roles it is attached to (whatever its Condition)
+            for role in props.get("Roles", []):
+                for st in as_list(props["PolicyDocument"]["Statement"]):
+                    yield role["Ref"], props.get("PolicyName", logical_id), st
 
 
 def role_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
@@ -172,6 +174,8 @@ class Evaluator:
             self.values[name] = value
 
     def condition(self, name: str) -> bool:
+        if name == "_always":
+            return True
         return bool(self.resolve(self.t["Conditions"][name]))
 
     def resolve(self, v: Any) -> Any:
@@ -228,6 +232,13 @@ class Evaluator:
         out = []
         for policy in self.resolve(props.get("Policies", [])):
             out.extend(as_list(policy["PolicyDocument"]["Statement"]))
+        for resource in self.t["Resources"].values():
+            if resource["Type"] != "AWS::IAM::Policy":
+                continue
+            if "Condition" in resource and not self.condition(resource["Condition"]):
+                continue
+            if {"Ref": role} in resource["Properties"]["Roles"]:
+                out.extend(as_list(self.resolve(resource["Properties"]["PolicyDocument"])["Statement"]))
         return out
 
 
