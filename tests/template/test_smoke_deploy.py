@@ -30,7 +30,7 @@ from moto.cloudformation.parsing import NULL_MODELS, get_model_map  # noqa: E402
 from samtranslator.translator.transform import transform  # noqa: E402
 
 # moto warns about each resource type it skips; MOTO_SKIPS below lists and checks them.
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::CodePipeline::CustomActionType")
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse .* but it.s not supported by moto")
 
 REGION = "eu-west-1"
 STACK = "ec2-build"
