@@ -290,6 +290,9 @@ class LambdaFunction:
         return self
 
     def stop(self) -> None:
+        """Stop the sandboxes (idempotent); queued invocations stay Queued."""
+        if not self._running and not self._sandboxes and not self._workers:
+            return
         self._running = False
         for _ in range(max(1, self.concurrency)):
             self._queue.put(None)
@@ -297,6 +300,7 @@ class LambdaFunction:
             sandbox.stop()
         for t in self._workers:
             t.join(timeout=5)
+        self._sandboxes, self._workers = [], []
         if self._log_file:
             self._log_file.close()
             self._log_file = None
