@@ -97,3 +97,59 @@ def test_execution_status_change_events(stack, unique):
         if e["source"] == "aws.states" and e["detail"]["executionArn"] == wait_run["executionArn"] and e["detail"]["status"] == "RUNNING"
     ]
     assert len(runs) == 1
+
+
+def test_send_command_wait_for_task_token_round_trip(stack, unique):
+    """The product's core pattern: the state machine waits; the script answers via the CLI."""
+    linux, _ = amis(stack)
+    instance = stack.client("ec2").run_instances(ImageId=linux, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    doc = f"answer-{unique}"
+    content = {
+        "schemaVersion": "2.2",
+        "description": "answers the task token",
+        "parameters": {
+            "TaskToken": {"type": "String", "interpolationType": "ENV_VAR"},
+            "Message": {"type": "String", "interpolationType": "ENV_VAR"},
+        },
+        "mainSteps": [
+            {
+                "action": "aws:runShellScript",
+                "name": "answer",
+                "precondition": {"StringEquals": ["platformType", "Linux"]},
+                "inputs": {
+                    "runCommand": [
+                        "set -eu",
+                        "out=$(python3 -c 'import json,os; print(json.dumps({\"Message\": os.environ[\"SSM_Message\"]}))')",
+                        'aws stepfunctions send-task-success --task-token "$SSM_TaskToken" --task-output "$out"',
+                    ]
+                },
+            }
+        ],
+    }
+    stack.client("ssm").create_document(Content=json.dumps(content), Name=doc, DocumentType="Command")
+    arn = _machine(
+        stack,
+        f"wait-token-{unique}",
+        {
+            "StartAt": "Run",
+            "States": {
+                "Run": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::aws-sdk:ssm:sendCommand.waitForTaskToken",
+                    "Parameters": {
+                        "DocumentName": doc,
+                        "InstanceIds.$": "States.Array($.InstanceId)",
+                        "Parameters": {"TaskToken.$": "States.Array($$.Task.Token)", "Message.$": "States.Array($.Message)"},
+                    },
+                    "TimeoutSeconds": 60,
+                    "End": True,
+                }
+            },
+        },
+    )
+    run = stack.client("stepfunctions").start_execution(
+        stateMachineArn=arn, input=json.dumps({"InstanceId": instance, "Message": "built $(nothing)"})
+    )
+    done = _finished(stack, run["executionArn"], timeout=30)
+    assert done["status"] == "SUCCEEDED", done
+    assert json.loads(done["output"]) == {"Message": "built $(nothing)"}

@@ -640,6 +640,10 @@ def apply() -> None:
     ):
         setattr(CodePipelineResponse, fn.__name__, fn)
 
+    # moto writes ISO strings for CodePipeline timestamps; awsJson1_1 clients (the Rust
+    # SDK in particular) expect epoch seconds.
+    cp_models.iso_8601_datetime_with_milliseconds = lambda dt: dt.timestamp()
+
     backend_cls = cp_models.CodePipelineBackend
     original_start = backend_cls.start_pipeline_execution
     original_create = backend_cls.create_pipeline
