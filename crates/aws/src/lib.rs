@@ -1,1 +1,21 @@
+//! Adapters: the ports of `ec2-build-core` implemented over the AWS SDK clients. SDK errors become
+//! domain errors here, so the core never sees an SDK type.
 
+mod codepipeline;
+mod ec2;
+mod error;
+mod sfn;
+
+pub use codepipeline::CodePipelineJobs;
+pub use ec2::Ec2Instances;
+pub use error::AdapterError;
+pub use sfn::StepFunctionsExecutions;
+
+/// Tag key the state machine puts on instances: the execution ARN.
+pub const EXECUTION_TAG: &str = "ec2-build:execution-arn";
+
+/// Loads the shared SDK configuration from the environment (credentials, region, and
+/// `AWS_ENDPOINT_URL` when set, which is how the local stack is reached).
+pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}

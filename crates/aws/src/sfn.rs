@@ -1,0 +1,77 @@
+//! Step Functions executions of the build state machine.
+
+use crate::error::service_error;
+use async_trait::async_trait;
+use aws_sdk_sfn::types::HistoryEventType;
+use aws_sdk_sfn::Client;
+use ec2_build_core::ports::{ExecutionDescription, ExecutionStatus, StepFunctions};
+use ec2_build_core::Error;
+
+const SERVICE: &str = "states";
+
+/// [`StepFunctions`] over the SDK client, for one state machine.
+#[derive(Clone)]
+pub struct StepFunctionsExecutions {
+    client: Client,
+    state_machine_arn: String,
+}
+
+impl StepFunctionsExecutions {
+    pub fn new(client: Client, state_machine_arn: impl Into<String>) -> Self {
+        Self { client, state_machine_arn: state_machine_arn.into() }
+    }
+}
+
+#[async_trait]
+impl StepFunctions for StepFunctionsExecutions {
+    async fn start_execution(&self, name: &str, input: &str) -> Result<String, Error> {
+        match self.client.start_execution().state_machine_arn(&self.state_machine_arn).name(name).input(input).send().await {
+            Ok(out) => Ok(out.execution_arn().to_string()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_execution_already_exists()) => {
+                Err(Error::ExecutionAlreadyExists(name.to_string()))
+            }
+            Err(e) => Err(service_error(SERVICE, "StartExecution", e)),
+        }
+    }
+
+    async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, Error> {
+        let out = match self.client.describe_execution().execution_arn(arn).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_execution_does_not_exist()) => {
+                return Err(Error::ExecutionNotFound(arn.to_string()))
+            }
+            Err(e) => return Err(service_error(SERVICE, "DescribeExecution", e)),
+        };
+        let duration_seconds = out
+            .stop_date()
+            .map(|stop| (stop.secs() - out.start_date().secs()).max(0) as u64);
+        Ok(ExecutionDescription {
+            arn: out.execution_arn().to_string(),
+            status: ExecutionStatus::parse(out.status().as_str()),
+            output: out.output().map(str::to_string),
+            error: out.error().map(str::to_string),
+            cause: out.cause().map(str::to_string),
+            duration_seconds,
+        })
+    }
+
+    async fn current_state(&self, arn: &str) -> Result<Option<String>, Error> {
+        let out = self
+            .client
+            .get_execution_history()
+            .execution_arn(arn)
+            .reverse_order(true)
+            .max_results(25)
+            .include_execution_data(false)
+            .send()
+            .await
+            .map_err(|e| service_error(SERVICE, "GetExecutionHistory", e))?;
+        Ok(out
+            .events()
+            .iter()
+            .filter(|event| {
+                !matches!(event.r#type(), HistoryEventType::ExecutionStarted) && event.state_entered_event_details().is_some()
+            })
+            .find_map(|event| event.state_entered_event_details().map(|d| d.name().to_string())))
+    }
+}
