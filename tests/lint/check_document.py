@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Static checks of the SSM build document against the state machine (run by `make lint`).
+
+  * the document parses (YAML), is a schema 2.2 Command document with Linux and Windows steps
+    chosen by platformType preconditions, and uses no double-brace references in scripts;
+  * every parameter is a String with interpolationType ENV_VAR; every allowedPattern compiles
+    and accepts the parameter's default;
+  * the parameters the RunBuild state sends are exactly declared, and every required parameter
+    (no default) is sent;
+  * the contract's example execution input (docs/contracts.md) satisfies the patterns.
+
+Usage: check_document.py [--document PATH] [--asl PATH]. Exit status 1 with one line per
+problem on a mismatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SEND_COMMAND = "arn:aws:states:::aws-sdk:ssm:sendCommand.waitForTaskToken"
+CONTRACT_EXAMPLE = {
+    "TaskToken": "AQCEAAAAKgAAAAMAAAAAAAAAAf+/d0v5n3==",
+    "Region": "eu-west-1",
+    "JobId": "8ed5d4b2-7d3e-4a59-9c8e-0123456789ab",
+    "BuildKind": "command",
+    "Command": "make\nmake test",
+    "BuildTarget": "",
+    "WorkingDirectory": "",
+    "OutputArtifactPath": "dist",
+    "InputArtifacts": "SourceOutput=s3://bucket/app/SourceOutp/abc123",
+    "OutputArtifacts": "BuildOutput=s3://bucket/app/BuildOutpu/def456",
+    "KmsKeyId": "",
+    "TimeoutSeconds": "3600",
+}
+
+
+def sent_parameters(asl: dict) -> dict[str, dict]:
+    """{state name: Parameters.Parameters} of every sendCommand.waitForTaskToken task."""
+    found: dict[str, dict] = {}
+
+    def walk(states: dict) -> None:
+        for name, state in states.items():
+            if state.get("Resource") == SEND_COMMAND:
+                found[name] = state.get("Parameters", {}).get("Parameters", {})
+            for branch in state.get("Branches", []):
+                walk(branch.get("States", {}))
+            if "Iterator" in state or "ItemProcessor" in state:
+                walk((state.get("ItemProcessor") or state.get("Iterator")).get("States", {}))
+
+    walk(asl.get("States", {}))
+    return found
+
+
+def check(document_path: str, asl_path: str) -> list[str]:
+    problems: list[str] = []
+    with open(document_path) as f:
+        text = f.read()
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        return [f"{document_path}: not valid YAML: {e}"]
+    with open(asl_path) as f:
+        try:
+            asl = json.load(f)
+        except json.JSONDecodeError as e:
+            return [f"{asl_path}: not valid JSON: {e}"]
+
+    if not isinstance(doc, dict):
+        return [f"{document_path}: not a mapping"]
+    if str(doc.get("schemaVersion")) != "2.2":
+        problems.append(f"schemaVersion is {doc.get('schemaVersion')!r}, expected '2.2'")
+    params = doc.get("parameters") or {}
+    steps = doc.get("mainSteps") or []
+    if not isinstance(params, dict) or not params:
+        problems.append("no parameters declared")
+        params = {}
+    platforms = {}
+    for step in steps:
+        cond = (step.get("precondition") or {}).get("StringEquals") or []
+        if len(cond) != 2 or cond[0] != "platformType":
+            problems.append(f"step {step.get('name')}: no platformType precondition")
+            continue
+        platforms[cond[1]] = step
+        expected = {"Linux": "aws:runShellScript", "Windows": "aws:runPowerShellScript"}.get(cond[1])
+        if step.get("action") != expected:
+            problems.append(f"step {step.get('name')}: action {step.get('action')} for {cond[1]}, expected {expected}")
+        commands = (step.get("inputs") or {}).get("runCommand") or []
+        if not commands:
+            problems.append(f"step {step.get('name')}: empty runCommand")
+        if any("{{" in str(c) for c in commands):
+            problems.append(f"step {step.get('name')}: runCommand uses a double-brace reference (use SSM_<Name> variables)")
+        if not str((step.get("inputs") or {}).get("timeoutSeconds", "")).isdigit():
+            problems.append(f"step {step.get('name')}: no numeric timeoutSeconds (the default is 3600 s)")
+    for platform in ("Linux", "Windows"):
+        if platform not in platforms:
+            problems.append(f"no {platform} step")
+
+    for name, spec in params.items():
+        spec = spec or {}
+        if spec.get("type") != "String":
+            problems.append(f"parameter {name}: type {spec.get('type')!r}, expected String")
+        if spec.get("interpolationType") != "ENV_VAR":
+            problems.append(f"parameter {name}: interpolationType is not ENV_VAR")
+        pattern = spec.get("allowedPattern")
+        if pattern is not None:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as e:
+                problems.append(f"parameter {name}: allowedPattern does not compile: {e}")
+                continue
+            if "default" in spec and compiled.search(str(spec["default"])) is None:
+                problems.append(f"parameter {name}: default {spec['default']!r} does not match allowedPattern")
+            example = CONTRACT_EXAMPLE.get(name)
+            if example is not None and compiled.search(example) is None:
+                problems.append(f"parameter {name}: the contract's example {example!r} does not match allowedPattern")
+
+    sends = sent_parameters(asl)
+    if not sends:
+        problems.append(f"{asl_path}: no {SEND_COMMAND} task")
+    required = {n for n, s in params.items() if "default" not in (s or {})}
+    for state, sent in sends.items():
+        names = {k[:-2] if k.endswith(".$") else k for k in sent}
+        for extra in sorted(names - set(params)):
+            problems.append(f"state {state} sends parameter {extra}, which the document does not declare")
+        for missing in sorted(required - names):
+            problems.append(f"state {state} does not send required parameter {missing}")
+        for key, value in sent.items():
+            if key.endswith(".$"):
+                if not (isinstance(value, str) and value.startswith("States.Array(")):
+                    problems.append(f"state {state}: parameter {key[:-2]} must be a list of strings (States.Array(...))")
+            elif not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                problems.append(f"state {state}: parameter {key} must be a list of strings")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--document", default=os.path.join(REPO, "ssm-documents", "build.yml"))
+    parser.add_argument("--asl", default=os.path.join(REPO, "statemachine", "build.asl.json"))
+    args = parser.parse_args(argv)
+    problems = check(args.document, args.asl)
+    for p in problems:
+        print(f"check_document: {p}", file=sys.stderr)
+    if problems:
+        print(f"check_document: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"check_document: {os.path.relpath(args.document, REPO)} matches {os.path.relpath(args.asl, REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
