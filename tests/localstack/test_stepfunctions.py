@@ -153,3 +153,50 @@ def test_send_command_wait_for_task_token_round_trip(stack, unique):
     done = _finished(stack, run["executionArn"], timeout=30)
     assert done["status"] == "SUCCEEDED", done
     assert json.loads(done["output"]) == {"Message": "built $(nothing)"}
+
+
+def test_send_task_failure_keeps_the_cause(stack, unique):
+    linux, _ = amis(stack)
+    instance = stack.client("ec2").run_instances(ImageId=linux, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    doc = f"fail-{unique}"
+    content = {
+        "schemaVersion": "2.2",
+        "description": "fails the task",
+        "parameters": {"TaskToken": {"type": "String", "interpolationType": "ENV_VAR"}},
+        "mainSteps": [
+            {
+                "action": "aws:runShellScript",
+                "name": "fail",
+                "inputs": {
+                    "runCommand": [
+                        'aws stepfunctions send-task-failure --task-token "$SSM_TaskToken" --error BuildFailed --cause \'{"Step": "build", "ExitCode": 2}\''
+                    ]
+                },
+            }
+        ],
+    }
+    stack.client("ssm").create_document(Content=json.dumps(content), Name=doc, DocumentType="Command")
+    arn = _machine(
+        stack,
+        f"fail-token-{unique}",
+        {
+            "StartAt": "Run",
+            "States": {
+                "Run": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::aws-sdk:ssm:sendCommand.waitForTaskToken",
+                    "Parameters": {
+                        "DocumentName": doc,
+                        "InstanceIds": [instance],
+                        "Parameters": {"TaskToken.$": "States.Array($$.Task.Token)"},
+                    },
+                    "TimeoutSeconds": 60,
+                    "End": True,
+                }
+            },
+        },
+    )
+    run = stack.client("stepfunctions").start_execution(stateMachineArn=arn, input="{}")
+    done = _finished(stack, run["executionArn"], timeout=30)
+    assert done["status"] == "FAILED" and done["error"] == "BuildFailed", done
+    assert json.loads(done["cause"]) == {"Step": "build", "ExitCode": 2}

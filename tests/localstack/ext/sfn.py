@@ -92,6 +92,18 @@ def apply() -> None:
         if name.startswith("moto.stepfunctions") and getattr(module, "extract_json", None) is original:
             module.extract_json = extract_json
 
+    # --- SendTaskFailure: moto 5.2.5's response handler drops `cause` -------------------
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def send_task_failure(self: Any) -> Any:
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+        )
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure
+
     # --- status change events ------------------------------------------------------
     from moto.stepfunctions.parser.backend import execution as ex
 
