@@ -29,11 +29,8 @@ def failure(d):
 
 
 def document_cause(cause):
-    """The document's own SendTaskFailure cause. moto 5.2.5's SendTaskFailure handler drops
-    `cause` (moto/stepfunctions/responses.py passes only `error`): until the local stack patches
-    that, the check is an expected failure, reported as such, after every other assertion."""
-    if cause["Cause"] is None:
-        pytest.xfail("moto 5.2.5 drops the cause of SendTaskFailure (local stack fix pending)")
+    """The document's own SendTaskFailure cause (JSON text), as carried into the execution's cause."""
+    assert cause["Cause"] is not None, "the document's cause was lost"
     return json.loads(cause["Cause"])
 
 
