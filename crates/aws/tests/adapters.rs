@@ -1,0 +1,241 @@
+//! The adapters against mocked SDK clients: requests carry what the domain asked for, and
+//! service errors come back as the domain errors the handler relies on.
+
+use aws_sdk_codepipeline::operation::acknowledge_job::{AcknowledgeJobError, AcknowledgeJobOutput};
+use aws_sdk_codepipeline::operation::poll_for_jobs::PollForJobsOutput;
+use aws_sdk_codepipeline::operation::put_job_failure_result::PutJobFailureResultOutput;
+use aws_sdk_codepipeline::operation::put_job_success_result::{PutJobSuccessResultError, PutJobSuccessResultOutput};
+use aws_sdk_codepipeline::types as cp;
+use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+use aws_sdk_ec2::operation::terminate_instances::TerminateInstancesOutput;
+use aws_sdk_sfn::operation::describe_execution::{DescribeExecutionError, DescribeExecutionOutput};
+use aws_sdk_sfn::operation::get_execution_history::GetExecutionHistoryOutput;
+use aws_sdk_sfn::operation::start_execution::{StartExecutionError, StartExecutionOutput};
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use aws_smithy_types::DateTime;
+use ec2_build_aws::{CodePipelineJobs, Ec2Instances, StepFunctionsExecutions};
+use ec2_build_core::ports::{AckStatus, CodePipeline, ExecutionStatus, Instances, StepFunctions};
+use ec2_build_core::report::{FailureKind, FailureReport, SuccessReport};
+use ec2_build_core::{ActionType, Error};
+use std::collections::BTreeMap;
+
+fn action_type() -> ActionType {
+    ActionType { category: "Build".into(), provider: "EC2Build".into(), version: "1".into() }
+}
+
+fn sdk_job() -> cp::Job {
+    let artifact = |name: &str, key: &str| {
+        cp::Artifact::builder()
+            .name(name)
+            .location(
+                cp::ArtifactLocation::builder()
+                    .r#type(cp::ArtifactLocationType::S3)
+                    .s3_location(cp::S3ArtifactLocation::builder().bucket_name("artifacts").object_key(key).build().unwrap())
+                    .build(),
+            )
+            .build()
+    };
+    cp::Job::builder()
+        .id("job-1")
+        .nonce("7")
+        .data(
+            cp::JobData::builder()
+                .action_configuration(cp::ActionConfiguration::builder().configuration("ImageId", "ami-12345678").build())
+                .input_artifacts(artifact("SourceOutput", "app/Source/abc"))
+                .output_artifacts(artifact("BuildOutput", "app/Build/def"))
+                .pipeline_context(
+                    cp::PipelineContext::builder()
+                        .pipeline_name("app")
+                        .stage(cp::StageContext::builder().name("Build").build())
+                        .action(cp::ActionContext::builder().name("Compile").build())
+                        .pipeline_execution_id("pe-1")
+                        .build(),
+                )
+                .artifact_credentials(
+                    cp::AwsSessionCredentials::builder()
+                        .access_key_id("AKIA-SECRET")
+                        .secret_access_key("SECRET")
+                        .session_token("TOKEN")
+                        .build()
+                        .unwrap(),
+                )
+                .encryption_key(cp::EncryptionKey::builder().id("alias/pipeline").r#type(cp::EncryptionKeyType::Kms).build().unwrap())
+                .build(),
+        )
+        .build()
+}
+
+#[tokio::test]
+async fn poll_for_jobs_asks_for_our_action_type_and_maps_the_job() {
+    let rule = mock!(aws_sdk_codepipeline::Client::poll_for_jobs)
+        .match_requests(|r| {
+            let t = r.action_type_id().unwrap();
+            t.owner() == &cp::ActionOwner::Custom
+                && t.category() == &cp::ActionCategory::Build
+                && t.provider() == "EC2Build"
+                && t.version() == "1"
+                && r.max_batch_size() == Some(5)
+        })
+        .then_output(|| PollForJobsOutput::builder().jobs(sdk_job()).build());
+    let client = mock_client!(aws_sdk_codepipeline, [&rule]);
+    let jobs = CodePipelineJobs::new(client, &action_type()).unwrap().poll_for_jobs(5).await.unwrap();
+    assert_eq!(rule.num_calls(), 1);
+    let job = &jobs[0];
+    assert_eq!((job.id.as_str(), job.nonce.as_str()), ("job-1", "7"));
+    assert_eq!(job.data.configuration["ImageId"], "ami-12345678");
+    assert_eq!(job.data.input_artifacts[0].location.as_ref().unwrap().key, "app/Source/abc");
+    assert_eq!(job.data.output_artifacts[0].name, "BuildOutput");
+    assert_eq!(job.data.pipeline.action_name, "Compile");
+    assert_eq!(job.data.encryption_key_id.as_deref(), Some("alias/pipeline"));
+    assert!(!format!("{job:?}").contains("SECRET"), "artifact credentials must not be kept");
+}
+
+#[tokio::test]
+async fn acknowledge_maps_status_and_invalid_nonce() {
+    let ok = mock!(aws_sdk_codepipeline::Client::acknowledge_job)
+        .match_requests(|r| r.nonce() == Some("7"))
+        .then_output(|| AcknowledgeJobOutput::builder().status(cp::JobStatus::InProgress).build());
+    let foreign = mock!(aws_sdk_codepipeline::Client::acknowledge_job).then_error(|| {
+        AcknowledgeJobError::InvalidNonceException(cp::error::InvalidNonceException::builder().message("nope").build())
+    });
+    let client = mock_client!(aws_sdk_codepipeline, RuleMode::Sequential, [&ok, &foreign]);
+    let jobs = CodePipelineJobs::new(client, &action_type()).unwrap();
+    assert_eq!(jobs.acknowledge_job("job-1", "7").await.unwrap(), AckStatus::InProgress);
+    assert_eq!(jobs.acknowledge_job("job-1", "8").await.unwrap_err(), Error::InvalidNonce("job-1".into()));
+}
+
+#[tokio::test]
+async fn success_carries_token_details_and_maps_invalid_job_state() {
+    let continued = mock!(aws_sdk_codepipeline::Client::put_job_success_result)
+        .match_requests(|r| {
+            let d = r.execution_details().unwrap();
+            r.continuation_token() == Some("arn:exec")
+                && d.external_execution_id() == Some("arn:exec")
+                && d.percent_complete() == Some(0)
+                && r.output_variables().is_none()
+        })
+        .then_output(|| PutJobSuccessResultOutput::builder().build());
+    let answered = mock!(aws_sdk_codepipeline::Client::put_job_success_result).then_error(|| {
+        PutJobSuccessResultError::InvalidJobStateException(cp::error::InvalidJobStateException::builder().build())
+    });
+    let client = mock_client!(aws_sdk_codepipeline, RuleMode::Sequential, [&continued, &answered]);
+    let jobs = CodePipelineJobs::new(client, &action_type()).unwrap();
+    let report = SuccessReport {
+        summary: "Build started".into(),
+        external_execution_id: "arn:exec".into(),
+        percent_complete: Some(0),
+        continuation_token: Some("arn:exec".into()),
+        output_variables: BTreeMap::new(),
+    };
+    jobs.put_job_success("job-1", &report).await.unwrap();
+    assert_eq!(continued.num_calls(), 1);
+    assert_eq!(jobs.put_job_success("job-1", &report).await.unwrap_err(), Error::InvalidJobState("job-1".into()));
+}
+
+#[tokio::test]
+async fn failure_sends_type_and_message() {
+    let rule = mock!(aws_sdk_codepipeline::Client::put_job_failure_result)
+        .match_requests(|r| {
+            let d = r.failure_details().unwrap();
+            d.r#type() == &cp::FailureType::ConfigurationError && d.message().contains("ImageId")
+        })
+        .then_output(|| PutJobFailureResultOutput::builder().build());
+    let client = mock_client!(aws_sdk_codepipeline, [&rule]);
+    let jobs = CodePipelineJobs::new(client, &action_type()).unwrap();
+    let report = FailureReport { kind: FailureKind::ConfigurationError, message: "ImageId is required".into(), external_execution_id: None };
+    jobs.put_job_failure("job-1", &report).await.unwrap();
+    assert_eq!(rule.num_calls(), 1);
+}
+
+const SM: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:ec2-build";
+const EXEC: &str = "arn:aws:states:us-east-1:123456789012:execution:ec2-build:job-1";
+
+#[tokio::test]
+async fn start_execution_names_the_execution_and_maps_already_exists() {
+    let started = mock!(aws_sdk_sfn::Client::start_execution)
+        .match_requests(|r| r.state_machine_arn() == Some(SM) && r.name() == Some("job-1") && r.input() == Some("{}"))
+        .then_output(|| StartExecutionOutput::builder().execution_arn(EXEC).start_date(DateTime::from_secs(0)).build().unwrap());
+    let exists = mock!(aws_sdk_sfn::Client::start_execution).then_error(|| {
+        StartExecutionError::ExecutionAlreadyExists(aws_sdk_sfn::types::error::ExecutionAlreadyExists::builder().build())
+    });
+    let client = mock_client!(aws_sdk_sfn, RuleMode::Sequential, [&started, &exists]);
+    let steps = StepFunctionsExecutions::new(client, SM);
+    assert_eq!(steps.start_execution("job-1", "{}").await.unwrap(), EXEC);
+    assert_eq!(steps.start_execution("job-1", "{}").await.unwrap_err(), Error::ExecutionAlreadyExists("job-1".into()));
+}
+
+#[tokio::test]
+async fn describe_execution_maps_status_output_and_missing_execution() {
+    let failed = mock!(aws_sdk_sfn::Client::describe_execution).then_output(|| {
+        DescribeExecutionOutput::builder()
+            .execution_arn(EXEC)
+            .state_machine_arn(SM)
+            .status(aws_sdk_sfn::types::ExecutionStatus::Failed)
+            .start_date(DateTime::from_secs(100))
+            .stop_date(DateTime::from_secs(190))
+            .error("BuildFailed")
+            .cause("{\"Stage\":\"build\"}")
+            .build()
+            .unwrap()
+    });
+    let missing = mock!(aws_sdk_sfn::Client::describe_execution).then_error(|| {
+        DescribeExecutionError::ExecutionDoesNotExist(aws_sdk_sfn::types::error::ExecutionDoesNotExist::builder().build())
+    });
+    let client = mock_client!(aws_sdk_sfn, RuleMode::Sequential, [&failed, &missing]);
+    let steps = StepFunctionsExecutions::new(client, SM);
+    let d = steps.describe_execution(EXEC).await.unwrap();
+    assert_eq!(d.status, ExecutionStatus::Failed);
+    assert_eq!(d.error.as_deref(), Some("BuildFailed"));
+    assert_eq!(d.duration_seconds, Some(90));
+    assert_eq!(steps.describe_execution(EXEC).await.unwrap_err(), Error::ExecutionNotFound(EXEC.into()));
+}
+
+#[tokio::test]
+async fn current_state_is_the_last_state_entered() {
+    use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType, StateEnteredEventDetails};
+    let entered = |id: i64, name: &str| {
+        HistoryEvent::builder()
+            .id(id)
+            .timestamp(DateTime::from_secs(id))
+            .r#type(HistoryEventType::TaskStateEntered)
+            .state_entered_event_details(StateEnteredEventDetails::builder().name(name).build().unwrap())
+            .build()
+            .unwrap()
+    };
+    let rule = mock!(aws_sdk_sfn::Client::get_execution_history)
+        .match_requests(|r| r.reverse_order() == Some(true))
+        .then_output(move || {
+            GetExecutionHistoryOutput::builder()
+                .events(entered(9, "RunBuild"))
+                .events(entered(5, "WaitForAgent"))
+                .build()
+                .unwrap()
+        });
+    let client = mock_client!(aws_sdk_sfn, [&rule]);
+    let steps = StepFunctionsExecutions::new(client, SM);
+    assert_eq!(steps.current_state(EXEC).await.unwrap().as_deref(), Some("RunBuild"));
+}
+
+#[tokio::test]
+async fn release_terminates_the_tagged_instances_only_when_there_are_some() {
+    use aws_sdk_ec2::types::{Instance, Reservation};
+    let found = mock!(aws_sdk_ec2::Client::describe_instances)
+        .match_requests(|r| {
+            r.filters().iter().any(|f| f.name() == Some("tag:ec2-build:execution-arn") && f.values() == [EXEC])
+        })
+        .then_output(|| {
+            DescribeInstancesOutput::builder()
+                .reservations(Reservation::builder().instances(Instance::builder().instance_id("i-0abc").build()).build())
+                .build()
+        });
+    let terminate = mock!(aws_sdk_ec2::Client::terminate_instances)
+        .match_requests(|r| r.instance_ids() == ["i-0abc"])
+        .then_output(|| TerminateInstancesOutput::builder().build());
+    let none = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| DescribeInstancesOutput::builder().build());
+    let client = mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&found, &terminate, &none]);
+    let instances = Ec2Instances::new(client);
+    assert_eq!(instances.release_for_execution(EXEC).await.unwrap(), vec!["i-0abc"]);
+    assert_eq!(terminate.num_calls(), 1);
+    assert!(instances.release_for_execution(EXEC).await.unwrap().is_empty());
+    assert_eq!(terminate.num_calls(), 1);
+}
