@@ -19,3 +19,24 @@ pub const EXECUTION_TAG: &str = "ec2-build:execution-arn";
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
+
+impl CodePipelineJobs {
+    /// Client from the shared SDK configuration.
+    pub fn from_sdk_config(config: &aws_config::SdkConfig, action_type: &ec2_build_core::ActionType) -> Result<Self, AdapterError> {
+        Self::new(aws_sdk_codepipeline::Client::new(config), action_type)
+    }
+}
+
+impl StepFunctionsExecutions {
+    /// Client from the shared SDK configuration.
+    pub fn from_sdk_config(config: &aws_config::SdkConfig, state_machine_arn: &str) -> Self {
+        Self::new(aws_sdk_sfn::Client::new(config), state_machine_arn)
+    }
+}
+
+impl Ec2Instances {
+    /// Client from the shared SDK configuration.
+    pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
+        Self::new(aws_sdk_ec2::Client::new(config))
+    }
+}
