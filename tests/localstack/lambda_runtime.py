@@ -63,6 +63,18 @@ class Invocation:
         return f"<Invocation {self.function.name} {self.request_id[:8]} {self.status}>"
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A sandbox killed while waiting on /invocation/next resets its connection: expected, not
+    worth a traceback on stderr."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class _Sandbox:
     """One child process and its Runtime API endpoint."""
 
@@ -134,7 +146,7 @@ class _Sandbox:
                     return self._reply(202, {"status": "OK"})
                 return self._reply(404, {"errorMessage": "not found"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.api = f"127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -104,6 +104,22 @@ def apply() -> None:
 
     StepFunctionResponse.send_task_failure = send_task_failure
 
+    # --- StopExecution during a .waitForTaskToken task ----------------------------------
+    # moto 5.2.5: stopping ends the task's wait, the task fails (States.Timeout) and
+    # Environment.set_error overwrites the stopped state, so the execution ends FAILED instead
+    # of ABORTED. On AWS a stopped execution is ABORTED whatever state it was in: keep the stop.
+    from moto.stepfunctions.parser.asl.eval import environment as env_mod
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+
+    original_set_error = env_mod.Environment.set_error
+
+    def set_error(self: Any, error: Any) -> None:
+        if isinstance(self._program_state, ProgramStopped):
+            return
+        original_set_error(self, error)
+
+    env_mod.Environment.set_error = set_error
+
     # --- status change events ------------------------------------------------------
     from moto.stepfunctions.parser.backend import execution as ex
 
