@@ -1,0 +1,468 @@
+"""`python -m tests.bench [--quick]`: the product's figures (issue 6), measured in the local stack
+with the real Lambda binaries ($LAMBDA_BIN_DIR, the release build under `make bench`), printed as
+a table and written to BENCHMARKS.md. See the Method section of that file."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from . import coldstart, scenarios
+from .scenarios import Build, Environment, median
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Public list prices (us-east-1), inputs of the cost section, not measurements.
+PRICES = {
+    "sfn_transition": 0.025 / 1000,  # Step Functions standard, per state transition
+    "lambda_gb_second_arm64": 0.0000133334,  # Lambda arm64, first tier, per GB-second
+    "lambda_request": 0.20 / 1_000_000,  # Lambda, per request
+}
+EC2_EXAMPLE = ("m5.xlarge Windows on-demand, us-east-1", 0.376)  # $/h, an input: check the EC2 pricing page
+TARGET_STAGE_S = 2.0
+TARGET_TRANSITIONS = 25
+TARGET_COLD_RATIO = 1.5
+TARGET_RSS_RATIO = 1.10
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def fmt(v: float | None, unit: str = "s", digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.{digits}f} {unit}".strip()
+
+
+def met(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**missed**")
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    import moto
+
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": f"{os.cpu_count()} × {cpu} (`nproc` = {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()})",
+        "os": f"{platform.system()} {platform.release()} {platform.machine()}, Python {platform.python_version()}, moto {moto.__version__}",
+        "commit": commit + (" (with uncommitted changes in tracked files)" if dirty else ""),
+    }
+
+
+def tool_startup(cmd: list[str], n: int = 5) -> float:
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=False)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------- cold starts
+def cold_starts(bin_dir: str, runs: int, template_env: dict[str, str]) -> dict[str, Any]:
+    """Baseline, poller and completion, interleaved, `runs` cold starts each."""
+    from tests.localstack import LocalStack
+    from tests.localstack.helpers import custom_action_type
+
+    out: dict[str, list[coldstart.ColdStart]] = {}
+    with LocalStack() as stack:
+        custom_action_type(stack, template_env["ACTION_PROVIDER"], category=template_env["ACTION_CATEGORY"], version=template_env["ACTION_VERSION"])
+        env = {**template_env, **stack.env()}
+        other = {"version": "0", "id": "1", "detail-type": "CodePipeline Action Execution State Change", "source": "aws.codepipeline",
+                 "account": "123456789012", "time": "2025-01-01T00:00:00Z", "region": stack.region, "resources": [],
+                 "detail": {"pipeline": "p", "state": "STARTED", "type": {"owner": "AWS", "category": "Build", "provider": "CodeBuild", "version": "1"}}}
+        sweep = {**other, "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+        not_final = {**other, "detail-type": "Step Functions Execution Status Change", "source": "aws.states",
+                     "detail": {"executionArn": template_env["STATE_MACHINE_ARN"].replace(":stateMachine:", ":execution:") + ":x",
+                                "stateMachineArn": template_env["STATE_MACHINE_ARN"], "name": "x", "status": "RUNNING"}}
+        cases = [
+            ("baseline", os.path.join(bin_dir, "bench-baseline"), other),
+            ("poller, ignored event", os.path.join(bin_dir, "poller"), other),
+            ("completion, ignored event", os.path.join(bin_dir, "completion"), not_final),
+            ("poller, empty sweep (1 PollForJobs)", os.path.join(bin_dir, "poller"), sweep),
+        ]
+        api = coldstart.RuntimeApi()
+        try:
+            for name, binary, event in cases:  # one warm-up each (page cache), not counted
+                api.cold_start(binary, env, event)
+            for _ in range(runs):
+                for name, binary, event in cases:
+                    out.setdefault(name, []).append(api.cold_start(binary, env, event))
+        finally:
+            api.close()
+    checks = {
+        "poller, ignored event": lambda r: r.get("action") == "ignored",
+        "completion, ignored event": lambda r: r.get("action") == "ignored",
+        "poller, empty sweep (1 PollForJobs)": lambda r: r.get("action") == "sweep" and r.get("polls") == 1,
+    }
+    for name, check in checks.items():
+        bad = [c.response for c in out[name] if not check(c.response or {})]
+        if bad:
+            raise RuntimeError(f"cold start {name}: unexpected responses {bad[:2]}")
+    return out
+
+
+# ---------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="development run: no 600 s build, 100 jobs only, fewer repetitions, no BENCHMARKS.md unless --output")
+    ap.add_argument("--reps", type=int, help="trivial builds for the overhead medians (default 10, quick 3)")
+    ap.add_argument("--cold-starts", type=int, default=20, help="cold starts per binary (default 20)")
+    ap.add_argument("--durations", help="build sleeps in seconds for the transition count (default 5,60,600; quick 5,60)")
+    ap.add_argument("--jobs", help="throughput sizes (default 100,1000; quick 100)")
+    ap.add_argument("--concurrency", type=int, default=4, help="poller sandboxes in the throughput runs (default 4)")
+    ap.add_argument("--output", help="Markdown file to write (default BENCHMARKS.md for the full run)")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: overhead,transitions,cold,throughput")
+    args = ap.parse_args(argv)
+    bin_dir = os.path.abspath(os.environ.get("LAMBDA_BIN_DIR") or os.path.join(REPO, "target", "release"))
+    reps = args.reps or (3 if args.quick else 10)
+    durations = [int(x) for x in (args.durations or ("5,60" if args.quick else "5,60,600")).split(",") if x]
+    sizes = [int(x) for x in (args.jobs or ("100" if args.quick else "100,1000")).split(",") if x]
+    output = args.output or (None if args.quick else os.path.join(REPO, "BENCHMARKS.md"))
+    skip = set(filter(None, args.skip.split(",")))
+    for b in ("poller", "completion") + (() if "cold" in skip else ("bench-baseline",)):
+        if not os.access(os.path.join(bin_dir, b), os.X_OK):
+            sys.exit(f"{bin_dir}/{b} missing: build with `cargo build --workspace --bins --release` (make bench does)")
+    info = machine()
+    info["binaries"] = bin_dir
+    log(f"ec2-build benchmarks — {info['date']}, {info['cpu']}, commit {info['commit']}, binaries {bin_dir}")
+    t_start = time.monotonic()
+
+    builds: list[Build] = []
+    long_builds: list[Build] = []
+    durations_inv: dict[str, list[tuple[str, float]]] = {}
+    cold: dict[str, list[coldstart.ColdStart]] = {}
+    tps: list[scenarios.Throughput] = []
+    # The agent checks of the deployed template start after 10 s (a real instance needs longer to
+    # boot); here the agent is online at once, so the first wait is shortened to 1 s. This only
+    # shortens the (separately reported) acquisition; the transition count is the same.
+    env = Environment(bin_dir, substitutions={"AgentPollSeconds": "1", "AgentPollMaxSeconds": "2"})
+    try:
+        template_env = {k: v for k, v in env.dep.poller.env.items()
+                        if k in ("STATE_MACHINE_ARN", "ACTION_CATEGORY", "ACTION_PROVIDER", "ACTION_VERSION", "POLL_BATCH_SIZE",
+                                 "POLL_MAX_ROUNDS", "JOB_CONCURRENCY", "BUILD_HEARTBEAT_SECONDS", "AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL")}
+        pending: list[Build] = []
+        if "transitions" not in skip:
+            for d in sorted(durations, reverse=True):
+                if d >= 300:  # the long one runs while everything else is measured
+                    pending.append(scenarios.start_build(env, d))
+                    log(f"started the {d} s build ({pending[-1].pipeline}); it finishes at the end")
+        if "overhead" not in skip:
+            for i in range(reps):
+                b = scenarios.finish_build(env, scenarios.start_build(env, 0), 180)
+                builds.append(b)
+                log(f"trivial build {i + 1}/{reps}: {b.status}, visible→started {fmt(b.stage('visible', 'execution_started'))}, "
+                    f"started→command {fmt(b.stage('execution_started', 'command_start'))}, command end→result {fmt(b.stage('command_end', 'final_result'))}")
+        if "transitions" not in skip:
+            short = [scenarios.start_build(env, d) for d in sorted(durations) if d < 300]
+            for b in short:
+                long_builds.append(scenarios.finish_build(env, b, b.sleep + 300))
+                log(f"{b.sleep} s build: {b.status}, {len(b.transitions)} transitions")
+        if "cold" not in skip:
+            log(f"cold starts: {args.cold_starts} per binary")
+            cold = cold_starts(bin_dir, args.cold_starts, template_env)
+        if "throughput" not in skip:
+            for n in sizes:
+                log(f"throughput: {n} jobs, poller concurrency {args.concurrency}")
+                tps.append(scenarios.throughput(bin_dir, n, args.concurrency, timeout=max(300, n * 1.5), log=log))
+                t = tps[-1]
+                log(f"  all started {fmt(t.all_started)}, all answered {fmt(t.all_answered)}, lost {t.lost}, duplicated {t.duplicated} {t.note}")
+        for b in pending:
+            left = b.visible + b.sleep + 120 - time.time()
+            log(f"waiting for the {b.sleep} s build (≈{max(0, left):.0f} s)")
+            long_builds.append(scenarios.finish_build(env, b, max(60, left) + 600))
+            log(f"{b.sleep} s build: {b.status}, {len(b.transitions)} transitions, {b.continuation_checks} continuation checks")
+        durations_inv = scenarios.invocation_durations(env)
+    finally:
+        env.close()
+    context = {
+        "aws_cli": tool_startup([os.path.join(os.path.dirname(sys.executable), "aws"), "--version"]),
+        "python3": tool_startup(["python3", "-c", "pass"]),
+    }
+    long_builds.sort(key=lambda b: b.sleep)
+    text = render(info, builds, long_builds, durations_inv, cold, tps, context, args, reps, time.monotonic() - t_start)
+    print(text)
+    if output:
+        with open(output, "w") as f:
+            f.write(text)
+        log(f"written to {output}")
+    return 0
+
+
+# ---------------------------------------------------------------- report
+def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], inv: dict[str, list[tuple[str, float]]],
+           cold: dict[str, list[coldstart.ColdStart]], tps: list[scenarios.Throughput], context: dict[str, float],
+           args: argparse.Namespace, reps: int, elapsed: float) -> str:
+    L: list[str] = []
+    add = L.append
+    add("# Benchmarks")
+    add("")
+    add("Generated by `make bench` (`python -m tests.bench`" + (" --quick" if args.quick else "") + f"); do not edit by hand. Run took {elapsed / 60:.1f} min.")
+    add("")
+    add(f"- Date: {info['date']}")
+    add(f"- Machine: {info['cpu']}; {info['os']}")
+    add(f"- Commit: {info['commit']}")
+    add(f"- Lambda binaries: `{info['binaries']}` (x86_64 here; AWS runs the arm64 build)")
+    add("")
+    add("All figures are measured in the local stack (tests/localstack: moto with the project's extensions, the local SSM agent")
+    add("running the document's bash step, the Runtime API emulator running the real binaries) on this machine. Absolute times")
+    add("are emulator times, not AWS times; the method of each is given with it.")
+    add("")
+
+    # 1. overhead
+    add("## 1. Orchestration overhead on the critical path")
+    add("")
+    ok_builds = [b for b in builds if b.status == "Succeeded"]
+    add(f"{len(ok_builds)} of {len(builds)} trivial builds succeeded (pipeline: S3 source → EC2 Build action, Linux AMI, command `sleep 0` between two timestamps), run one after the other. Medians (min–max):")
+    add("")
+    add("| Stage | Median | Min – max | Target (< 2 s) |")
+    add("|---|---|---|---|")
+
+    def row(label: str, a: str, b: str, target: bool) -> None:
+        vals = [x.stage(a, b) for x in ok_builds]
+        vals = [v for v in vals if v is not None]
+        m = median(vals)
+        rng = f"{min(vals):.3f} – {max(vals):.3f} s" if vals else "n/a"
+        add(f"| {label} | {fmt(m)} | {rng} | {met(None if m is None else m < TARGET_STAGE_S) if target else ''} |")
+
+    row("**a. job visible → execution started**", "visible", "execution_started", True)
+    # b without acquisition: subtract launch + agent wait
+    b_vals = []
+    for x in ok_builds:
+        total, acq = x.stage("execution_started", "command_start"), x.stage("launch_entered", "agent_online")
+        if total is not None and acq is not None:
+            b_vals.append(total - acq)
+    mb = median(b_vals)
+    add(f"| **b. execution started → build command running, acquisition excluded** | {fmt(mb)} | "
+        f"{(f'{min(b_vals):.3f} – {max(b_vals):.3f} s') if b_vals else 'n/a'} | {met(None if mb is None else mb < TARGET_STAGE_S)} |")
+    row("  b1. StartExecution answered → execution running (moto starts it)", "execution_started", "sfn_started", False)
+    row("  b2. running → LaunchOnDemand entered (Prepare, image, market)", "sfn_started", "launch_entered", False)
+    row("  b3. RunBuild entered → command running (SendCommand, agent, document: heartbeat, download, unzip)", "runbuild_entered", "command_start", False)
+    row("  acquisition, reported separately: LaunchOnDemand entered → agent online (1 s first agent wait)", "launch_entered", "agent_online", False)
+    row("**c. build command finished → CodePipeline final result**", "command_end", "final_result", True)
+    row("  c1. command finished → execution ended (document: zip/upload, SendTaskSuccess; Release, FindCommand)", "command_end", "execution_ended", False)
+    row("  c2. execution ended → final PutJobSuccessResult answered (event → completion Lambda)", "execution_ended", "final_result", False)
+    row("end to end: job visible → final result", "visible", "final_result", False)
+    reporters: dict[str, int] = {}
+    for b in ok_builds:
+        reporters[b.reporter] = reporters.get(b.reporter, 0) + 1
+    add("")
+    who = ", ".join(f"{k or 'nobody'} ×{v}" for k, v in sorted(reporters.items()))
+    add(f"Final result sent by: {who}. For context, on this machine the AWS CLI "
+        f"starts in {context['aws_cli']:.2f} s (`aws --version`, median of 5) and python3 in {context['python3'] * 1000:.0f} ms; the document "
+        "calls the AWS CLI once to download the input before the command and once (SendTaskSuccess) after it.")
+    add("")
+    add("Method: the bench creates a pipeline whose creation starts a run (the job exists when CreatePipeline returns: *visible*). "
+        "The Lambdas reach the stack through a counting proxy in the bench that timestamps every request; *execution started* is when "
+        "StartExecution's answer passed the proxy, *final result* when the PutJobSuccessResult without continuation token did. State "
+        "times come from the execution history; the command prints `date +%s.%N` before and after `sleep 0` and the bench reads "
+        "them from the SSM command output. All clocks are this machine's. Every event source is the deployed one (STARTED rule, "
+        "1-minute sweep, execution-status rule), wired from the template by tests/deploy.py.")
+    add("")
+    add("Where the time goes: b1 and most of b3/c1 are the emulator (moto starts executions on a thread; the local agent runs "
+        "the document with the Python AWS CLI); a, b2, c2 are the product's own Lambdas and state transitions.")
+    add("")
+
+    # 2. transitions
+    add("## 2. State transitions per build")
+    add("")
+    add("| Build (sleep in the command) | Status | Transitions (StateEntered) | Lambda API calls for this build | Continuation checks | Target (same count, ≤ 25) |")
+    add("|---|---|---|---|---|---|")
+    counts = {len(b.transitions) for b in long_builds if b.status == "Succeeded"}
+    same = len(counts) == 1 and len(long_builds) == len([b for b in long_builds if b.status == "Succeeded"])
+    for b in long_builds:
+        calls = sum(sum(c.values()) for c in b.calls.values())
+        ok = same and len(b.transitions) <= TARGET_TRANSITIONS
+        add(f"| {b.sleep} s | {b.status}{(' — ' + b.error) if b.error else ''} | {len(b.transitions)} | {calls} | {b.continuation_checks} | {met(ok if long_builds else None)} |")
+    if not long_builds:
+        add("| (skipped) | | | | | |")
+    if long_builds:
+        add("")
+        add("States entered: " + ", ".join(long_builds[0].transitions) + ".")
+        ops: dict[str, int] = {}
+        for b in long_builds[-1:]:
+            for c in b.calls.values():
+                for k, v in c.items():
+                    ops[k] = ops.get(k, 0) + v
+        add(f"Lambda API calls of the {long_builds[-1].sleep} s build by operation: " + ", ".join(f"{k} {v}" for k, v in sorted(ops.items())) +
+            " (PollForJobs calls are shared by all jobs and not attributed). Each sweep (every minute) re-checks a running build once: "
+            "AcknowledgeJob, DescribeExecution, GetExecutionHistory, PutJobSuccessResult with the token; none of these is a state transition.")
+    add("")
+    add("Method: pipeline builds as in 1, with `sleep N` as the command, the 600 s one running while the rest is measured; "
+        "transitions are the `*StateEntered` events of the execution history (what Step Functions bills).")
+    add("")
+
+    # 3. cold start
+    add("## 3. Lambda cold start and peak memory")
+    add("")
+    if cold:
+        base = cold["baseline"]
+        bt = statistics.median(c.first_response for c in base)
+        br = statistics.median(c.peak_rss_kb for c in base)
+        add(f"{len(base)} cold starts per binary, interleaved. Baseline: `crates/bench-baseline` (lambda_runtime, default tracing "
+            "subscriber, aws-config, CodePipeline/SFN/EC2 clients, answers at once).")
+        add("")
+        add("| Binary, first event | Init (start → first /next), median | Start → first response, median (min–max) | × baseline | Peak RSS (VmHWM), median (max) | × baseline | Targets (≤ 1.5× time, ≤ 1.10× RSS) |")
+        add("|---|---|---|---|---|---|---|")
+        for name, runs in cold.items():
+            t = [c.first_response for c in runs]
+            i = statistics.median(c.first_next for c in runs)
+            r = [c.peak_rss_kb for c in runs]
+            mt, mr = statistics.median(t), statistics.median(r)
+            target = ""
+            if name != "baseline" and "ignored" in name:
+                target = f"time {met(mt <= TARGET_COLD_RATIO * bt)}, RSS {met(mr <= TARGET_RSS_RATIO * br)}"
+            elif name != "baseline":
+                target = "(makes an AWS call: context only)"
+            add(f"| {name} | {i * 1000:.1f} ms | {mt * 1000:.1f} ms ({min(t) * 1000:.1f}–{max(t) * 1000:.1f}) | {mt / bt:.2f} | "
+                f"{mr / 1024:.1f} MiB ({max(r) / 1024:.1f}) | {mr / br:.2f} | {target} |")
+        add("")
+        add("Method: a minimal Runtime API in the bench (tests/bench/coldstart.py) serves one event per process. The clock starts "
+            "before `Popen` and stops when the first response POST arrives; when the process asks for its second event, "
+            "`VmHWM` is read from /proc/<pid>/status and the process is killed. One uncounted warm-up per binary (page cache). "
+            "First events: *ignored event* is a CodePipeline state change of another action type (poller) or a RUNNING status "
+            "change (completion): no AWS call, the realistic comparison with the baseline. *empty sweep* is a Scheduled Event "
+            "against the local stack with no jobs (one PollForJobs to moto).")
+    else:
+        add("(skipped)")
+    add("")
+
+    # 4. throughput
+    add("## 4. Throughput")
+    add("")
+    if tps:
+        add("| Jobs queued at once | Poller sandboxes | All executions started | All original jobs answered | Poller invocations used | API calls per job (by operation) | Lost | Duplicated |")
+        add("|---|---|---|---|---|---|---|---|")
+        for t in tps:
+            per = ", ".join(f"{k.split('.')[1]} {v / t.jobs:.2f}" for k, v in sorted(t.calls_until_answered.items()))
+            total = sum(t.calls_until_answered.values()) / t.jobs
+            add(f"| {t.jobs} | {t.concurrency} | {fmt(t.all_started, digits=1)} ({(t.jobs / t.all_started) if t.all_started else 0:.1f} jobs/s) | "
+                f"{fmt(t.all_answered, digits=1)} | {t.invocations_until_answered} | {total:.2f}: {per} | {t.lost} | {t.duplicated} |")
+        add("")
+        for t in tps:
+            add(f"Median answer time of the local stack per poller request ({t.jobs} jobs, at the proxy): " +
+                ", ".join(f"{k.split('.')[1]} {v * 1000:.0f} ms" for k, v in sorted(t.latency.items())) + ".")
+        notes = [f"{t.jobs} jobs: {t.note}" for t in tps if t.note]
+        errs = [f"{t.jobs} jobs: " + ", ".join(f"{k} ×{v}" for k, v in t.errors.items()) for t in tps if t.errors]
+        if notes:
+            add("")
+            add("Notes: " + "; ".join(notes))
+        if errs:
+            add("")
+            add("Error answers seen (expected ones: InvalidNonce when two sandboxes race for a job): " + "; ".join(errs))
+        add("")
+        add("Method: a fresh stack per size; N runs of one pipeline are started while the STARTED rule holds back its events "
+            "(queueing time not counted), then the N STARTED events are handed to the poller at once (asynchronous invokes, "
+            f"{tps[0].concurrency} sandboxes, no schedule). The clock runs from the hand-over to the last StartExecution / last "
+            "PutJobSuccessResult (with continuation token) on an original job. API calls are the poller's requests counted at "
+            "the proxy up to that moment, divided by N; they include the re-checks of already started builds whose continuation "
+            "jobs the later invocations find. The state machine is the real one with `AgentPollSeconds` = 3600 (a "
+            "DefinitionSubstitutions value), so each execution launches its instance and parks in WaitForAgent instead of "
+            "running N agent scripts on this machine. Lost = queued jobs without an execution named after them; duplicated = "
+            "executions listed more than once for a name (StartExecution on an existing name is idempotent and counted under errors).")
+    else:
+        add("(skipped)")
+    add("")
+
+    # 5. cost
+    add("## 5. Cost per build")
+    add("")
+    succeeded = [b for b in long_builds + ok_builds if b.status == "Succeeded"]
+    transitions = max((len(b.transitions) for b in succeeded), default=None)
+    ev = [d for k, d in inv.get("PollerFunction", []) if k.startswith("event:started")]
+    comp = [d for k, d in inv.get("CompletionFunction", []) if k.startswith("reported")]
+    cont = [d for k, d in inv.get("PollerFunction", []) if k.startswith("sweep:") and "continued" in k and "started" not in k]
+    empty = [d for k, d in inv.get("PollerFunction", []) if k == "sweep:empty"]
+    mem_gb = 256 / 1024
+
+    def ms_billed(v: float | None) -> float:
+        return 0.0 if v is None else max(1, round(v * 1000 + 0.5)) / 1000
+
+    if transitions is None:
+        add("(no successful build measured)")
+    else:
+        e_d, c_d, k_d = median(ev), median(comp), median(cont)
+        add(f"Inputs measured here: {transitions} transitions per build (section 2); Lambda billed durations from the emulator's invocation "
+            f"times, medians: poller on a STARTED event {fmt(e_d)}, completion {fmt(c_d)}, a sweep that re-checks running builds "
+            f"{fmt(k_d)} (n = {len(cont)}), an empty sweep {fmt(median(empty))} (n = {len(empty)}); 256 MB (the template's MemorySize). "
+            "Prices (inputs, us-east-1 list prices): Step Functions standard $0.025 per 1,000 transitions; Lambda arm64 "
+            "$0.0000133334 per GB-second and $0.20 per million requests. The API calls the product makes (CodePipeline job API, "
+            "Step Functions, EC2, SSM Run Command on EC2) have no per-call price; AWS service events on the default bus are free.")
+        add("")
+        add("| Build length | State transitions | Step Functions | Lambda requests | Lambda GB-s | Lambda | Total (without EC2) |")
+        add("|---|---|---|---|---|---|---|")
+        for label, minutes in (("10 minutes", 10), ("2 hours", 120)):
+            checks = minutes  # one re-check per 1-minute sweep while the build runs (upper bound: charged whole)
+            requests = 2 + checks
+            gbs = mem_gb * (ms_billed(e_d) + ms_billed(c_d) + checks * ms_billed(k_d if k_d is not None else e_d))
+            sfn = transitions * PRICES["sfn_transition"]
+            lam = requests * PRICES["lambda_request"] + gbs * PRICES["lambda_gb_second_arm64"]
+            add(f"| {label} | {transitions} | ${sfn:.6f} | {requests} | {gbs:.3f} | ${lam:.6f} | ${sfn + lam:.6f} |")
+        add("")
+        day_gbs = 1440 * mem_gb * ms_billed(median(empty) if empty else None)
+        add(f"Lambda requests per build: the STARTED invocation, the completion invocation, and one sweep per minute while the build runs, "
+            f"each charged in full to the build (an upper bound: the sweep runs anyway). Fixed cost of the stack, builds or not: 1,440 "
+            f"sweeps a day ≈ {day_gbs:.2f} GB-s ≈ ${1440 * PRICES['lambda_request'] + day_gbs * PRICES['lambda_gb_second_arm64']:.5f} a day. "
+            "Not included: CloudWatch Logs ingestion of the build log ($ per GB), S3 artifact storage, KMS requests, and the "
+            "pipeline's own price.")
+        name, price = EC2_EXAMPLE
+        add("")
+        add(f"EC2, separately: cost = hourly price × (acquisition + build + upload) hours, billed per second with a 60 s minimum, plus "
+            f"EBS for the same time. Example with {name} at ${price}/h (an input; check the current price): a 10-minute build with "
+            f"10 minutes of boot ≈ ${price * 20 / 60:.3f}; a 2-hour build ≈ ${price * (130 / 60):.3f}. The orchestration above is "
+            f"{'%.2f' % (100 * (transitions * PRICES['sfn_transition']) / (price * 20 / 60))} % of the first.")
+    add("")
+
+    # summary
+    add("## Targets")
+    add("")
+    return "\n".join(L) + "\n" + summary(builds, long_builds, cold) + "\n"
+
+
+def summary(builds: list[Build], long_builds: list[Build], cold: dict[str, list[coldstart.ColdStart]]) -> str:
+    L = ["| Target | Result |", "|---|---|"]
+    ok = [b for b in builds if b.status == "Succeeded"]
+    for label, a, b in (("a. job visible → execution started < 2 s", "visible", "execution_started"),
+                        ("c. command finished → final result < 2 s", "command_end", "final_result")):
+        m = median([x.stage(a, b) for x in ok])
+        L.append(f"| {label} | {met(None if m is None else m < TARGET_STAGE_S)} ({fmt(m)}) |")
+    vals = []
+    for x in ok:
+        total, acq = x.stage("execution_started", "command_start"), x.stage("launch_entered", "agent_online")
+        if total is not None and acq is not None:
+            vals.append(total - acq)
+    m = median(vals)
+    L.append(f"| b. execution started → command running (acquisition excluded) < 2 s | {met(None if m is None else m < TARGET_STAGE_S)} ({fmt(m)}) |")
+    counts = sorted({len(b.transitions) for b in long_builds})
+    all_ok = long_builds and all(b.status == "Succeeded" for b in long_builds)
+    L.append(f"| transitions: same for {', '.join(str(b.sleep) + ' s' for b in long_builds) or 'n/a'}, ≤ 25 | "
+             f"{met((len(counts) == 1 and counts[0] <= TARGET_TRANSITIONS and bool(all_ok)) if long_builds else None)} ({', '.join(map(str, counts)) or 'n/a'}) |")
+    if cold:
+        bt = statistics.median(c.first_response for c in cold["baseline"])
+        br = statistics.median(c.peak_rss_kb for c in cold["baseline"])
+        for name in ("poller, ignored event", "completion, ignored event"):
+            t = statistics.median(c.first_response for c in cold[name])
+            r = statistics.median(c.peak_rss_kb for c in cold[name])
+            L.append(f"| {name}: cold start ≤ 1.5× baseline | {met(t <= TARGET_COLD_RATIO * bt)} ({t / bt:.2f}×) |")
+            L.append(f"| {name}: peak RSS ≤ 1.10× baseline | {met(r <= TARGET_RSS_RATIO * br)} ({r / br:.2f}×) |")
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

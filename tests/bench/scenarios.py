@@ -1,0 +1,350 @@
+"""The benchmark's scenarios against the product deployed in the local stack (tests/deploy.py):
+pipeline builds (critical-path overhead, state transitions, API calls and Lambda work per build)
+and throughput (many jobs queued at once)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.localstack import LocalStack
+from tests.localstack.helpers import custom_stage, s3_source_pipeline, wait_until, zip_bytes
+
+from .proxy import Call, CountingProxy
+
+FUNCTIONS = ("PollerFunction", "CompletionFunction")
+
+
+def _deploy(stack: LocalStack, bin_dir: str, proxies: dict[str, CountingProxy], **kwargs: Any) -> Any:
+    """The product as tests/deploy.py wires it from the template, with each Lambda's
+    AWS_ENDPOINT_URL pointed at its own counting proxy."""
+    from tests.deploy import deploy
+
+    lambda_env = {lid: {"AWS_ENDPOINT_URL": proxies[lid].endpoint} for lid in FUNCTIONS}
+    return deploy(stack, name="bench", bin_dir=bin_dir, lambda_env=lambda_env, **kwargs)
+
+
+def _ts(value: Any) -> float:
+    return value.timestamp() if hasattr(value, "timestamp") else float(value)
+
+
+class Environment:
+    """One local stack, two counting proxies, the product deployed."""
+
+    def __init__(self, bin_dir: str, work_dir: str | None = None, **deploy_kwargs: Any):
+        self.stack = LocalStack(work_dir=work_dir)
+        self.stack.start()
+        self.proxies = {lid: CountingProxy(self.stack.endpoint).__enter__() for lid in FUNCTIONS}
+        try:
+            self.dep = _deploy(self.stack, bin_dir, self.proxies, **deploy_kwargs)
+        except BaseException:
+            self.close()
+            raise
+        self.cp = self.stack.client("codepipeline")
+        self.sfn = self.stack.client("stepfunctions")
+        self.ssm = self.stack.client("ssm")
+        self.s3 = self.stack.client("s3")
+        self.source_bucket = "bench-source-" + uuid.uuid4().hex[:6]
+        self.s3.create_bucket(Bucket=self.source_bucket)
+        self.s3.put_object(Bucket=self.source_bucket, Key="source.zip", Body=zip_bytes({"README": "bench\n"}))
+
+    def close(self) -> None:
+        for p in self.proxies.values():
+            p.__exit__(None, None, None)
+        self.stack.stop()
+
+    def calls(self) -> dict[str, list[Call]]:
+        return {lid: p.snapshot() for lid, p in self.proxies.items()}
+
+    def create_pipeline(self, name: str, command: str) -> None:
+        config = {"ImageId": self.dep.linux_ami, "InstanceType": "t3.large", "Command": command}
+        stage = custom_stage("Build", "Linux", self.dep.action_type["provider"], ["SourceOutput"], [], config,
+                             category=self.dep.action_type["category"])
+        s3_source_pipeline(self.stack, name, self.source_bucket, "source.zip", [stage], artifact_bucket=self.dep.artifact_bucket)
+
+    def action_state(self, pipeline: str) -> dict[str, Any]:
+        state = self.cp.get_pipeline_state(name=pipeline)
+        stage = next(s for s in state["stageStates"] if s["stageName"] == "Build")
+        return stage["actionStates"][0].get("latestExecution") or {}
+
+    def history(self, arn: str) -> list[dict[str, Any]]:
+        events, token = [], None
+        while True:
+            kw: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+            if token:
+                kw["nextToken"] = token
+            page = self.sfn.get_execution_history(**kw)
+            events += page["events"]
+            token = page.get("nextToken")
+            if not token:
+                return events
+
+
+# ---------------------------------------------------------------- one pipeline build, measured
+@dataclass
+class Build:
+    pipeline: str
+    sleep: int
+    visible: float  # CreatePipeline returned: the job exists (time.time())
+    status: str = ""
+    job_id: str = ""
+    execution_arn: str = ""
+    marks: dict[str, float] = field(default_factory=dict)
+    transitions: list[str] = field(default_factory=list)
+    calls: dict[str, dict[str, int]] = field(default_factory=dict)  # function -> operation -> count
+    reporter: str = ""  # which function sent the final result
+    continuation_checks: int = 0
+    error: str = ""
+
+    def stage(self, a: str, b: str) -> float | None:
+        if a in self.marks and b in self.marks:
+            return self.marks[b] - self.marks[a]
+        return None
+
+
+COMMAND = 'echo "BENCH_START $(date +%s.%N)"\nsleep {sleep}\necho "BENCH_END $(date +%s.%N)"'
+
+
+def start_build(env: Environment, sleep: int) -> Build:
+    name = f"bench-{sleep}s-{uuid.uuid4().hex[:6]}"
+    env.create_pipeline(name, COMMAND.format(sleep=sleep))
+    return Build(name, sleep, time.time())
+
+
+def finish_build(env: Environment, build: Build, timeout: float) -> Build:
+    """Waits for the pipeline action to end, then reads the marks of the critical path."""
+    def ended() -> dict[str, Any] | None:
+        latest = env.action_state(build.pipeline)
+        return latest if latest.get("status") in ("Succeeded", "Failed") else None
+
+    latest = wait_until(ended, timeout, interval=0.2, what=f"{build.pipeline} to finish")
+    build.status = latest["status"]
+    build.execution_arn = latest.get("externalExecutionId", "")
+    build.job_id = build.execution_arn.rsplit(":", 1)[-1]
+    if build.status != "Succeeded":
+        build.error = str(latest.get("errorDetails") or latest.get("summary"))
+    m = build.marks
+    m["visible"] = build.visible
+    if not build.execution_arn:
+        return build
+    # Lambda side, from the proxies: StartExecution answered, final PutJobSuccessResult answered.
+    calls = env.calls()
+    jobs = {build.job_id}
+    for lid, cs in calls.items():
+        for c in cs:
+            if c.operation == "StepFunctions.StartExecution" and c.info.get("name") == build.job_id and c.status == 200:
+                m.setdefault("execution_started", c.answered)
+    # Continuation jobs of this build: GetJobDetails of each answered job (same pipeline execution).
+    pipeline_execution = env.cp.get_job_details(jobId=build.job_id)["jobDetails"]["data"]["pipelineContext"]["pipelineExecutionId"]
+    answered = {c.info["jobId"] for cs in calls.values() for c in cs if c.info.get("jobId")}
+    for job in answered - jobs:
+        try:
+            data = env.cp.get_job_details(jobId=job)["jobDetails"]["data"]
+        except Exception:
+            continue
+        if data["pipelineContext"]["pipelineExecutionId"] == pipeline_execution:
+            jobs.add(job)
+    for lid, cs in calls.items():
+        counts: dict[str, int] = {}
+        for c in cs:
+            mine = c.info.get("jobId") in jobs or c.info.get("name") == build.job_id or c.info.get("executionArn") == build.execution_arn
+            if not mine:
+                continue
+            counts[c.operation] = counts.get(c.operation, 0) + 1
+            if c.operation in ("CodePipeline.PutJobSuccessResult", "CodePipeline.PutJobFailureResult") and c.status == 200:
+                if not c.info.get("continuation"):
+                    m["final_result"] = c.answered
+                    build.reporter = lid
+                elif c.info.get("jobId") != build.job_id:
+                    build.continuation_checks += 1
+        build.calls[lid] = counts
+    # State machine side, from the execution history.
+    history = env.history(build.execution_arn)
+    build.transitions = [e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered")]
+    for e in history:
+        t = _ts(e["timestamp"])
+        name = (e.get("stateEnteredEventDetails") or e.get("stateExitedEventDetails") or {}).get("name")
+        if e["type"] == "ExecutionStarted":
+            m["sfn_started"] = t
+        elif e["type"].endswith("StateEntered") and name == "LaunchOnDemand":
+            m.setdefault("launch_entered", t)
+        elif e["type"].endswith("StateExited") and name == "LaunchOnDemand":
+            m["launch_exited"] = t
+        elif e["type"].endswith("StateExited") and name == "AgentOnline?":
+            m["agent_online"] = t
+        elif e["type"].endswith("StateEntered") and name == "RunBuild":
+            m["runbuild_entered"] = t
+        elif e["type"] in ("ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"):
+            m["execution_ended"] = t
+    # The build command's own clock, from its output.
+    try:
+        d = env.sfn.describe_execution(executionArn=build.execution_arn)
+        out = json.loads(d.get("output") or "{}")
+        inv = env.ssm.get_command_invocation(CommandId=out["CommandId"], InstanceId=out["InstanceId"], PluginName="LinuxBuild")
+        for line in inv["StandardOutputContent"].splitlines():
+            if line.startswith("BENCH_START "):
+                m["command_start"] = float(line.split()[1])
+            elif line.startswith("BENCH_END "):
+                m["command_end"] = float(line.split()[1])
+    except Exception as e:  # noqa: BLE001 - reported in the table
+        build.error = build.error or f"command marks unavailable: {e}"
+    return build
+
+
+# ---------------------------------------------------------------- Lambda invocations
+def invocation_durations(env: Environment) -> dict[str, list[tuple[str, float]]]:
+    """(kind, seconds) of every finished invocation: kind is the trigger and what it did."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    for lid in FUNCTIONS:
+        fn = env.dep.functions[lid]
+        rows = []
+        for inv in list(fn.invocations):
+            if inv.duration is None or inv.status != "Succeeded":
+                continue
+            r = inv.result or {}
+            detail_type = (inv.event or {}).get("detail-type", "")
+            if lid == "PollerFunction":
+                work = "empty" if not any(r.get(k) for k in ("started", "continued", "succeeded", "failed", "skipped")) else \
+                    "+".join(f"{k}{r[k]}" for k in ("started", "continued", "succeeded", "failed", "skipped") if r.get(k))
+                kind = ("event" if detail_type != "Scheduled Event" else "sweep") + ":" + work
+            else:
+                kind = str(r.get("action", "?"))
+            rows.append((kind, inv.duration))
+        out[lid] = rows
+    return out
+
+
+# ---------------------------------------------------------------- throughput
+@dataclass
+class Throughput:
+    jobs: int
+    concurrency: int
+    queue_seconds: float = 0.0  # creating the pipeline runs (not part of the figure)
+    all_started: float | None = None  # s from delivery of the events to the last StartExecution answered
+    all_answered: float | None = None  # ... to the last original job answered (continuation token)
+    calls_until_answered: dict[str, int] = field(default_factory=dict)
+    invocations_until_answered: int = 0
+    executions: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    already_exists: int = 0
+    invalid_nonce: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    latency: dict[str, float] = field(default_factory=dict)  # median s per operation at the proxy (the stack's answer time)
+    note: str = ""
+
+
+def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, log=print) -> Throughput:
+    """`jobs` pipeline runs queued while the STARTED rule is held back, then their `jobs` STARTED
+    events delivered to the poller at once. The state machine is the real one with its first agent
+    wait set to an hour (a placeholder value, not an ASL change), so executions park in WaitForAgent
+    after launching their instance instead of running `jobs` agent scripts on this machine."""
+    res = Throughput(jobs, concurrency)
+    env = Environment(bin_dir, substitutions={"AgentPollSeconds": "3600", "AgentPollMaxSeconds": "3600"},
+                      schedule=False, concurrency=concurrency)
+    try:
+        router = env.stack.router
+        rule = router.rules[env.dep.rules["PollerFunction.ActionStarted"]]
+        rule.enabled = False  # hold the STARTED events back while the jobs are queued
+        pattern = rule.pattern
+        t = time.monotonic()
+        name = f"bench-tp-{uuid.uuid4().hex[:6]}"
+        env.create_pipeline(name, COMMAND.format(sleep=1))
+        for _ in range(jobs - 1):
+            env.cp.start_pipeline_execution(name=name)
+        events = router.wait_for_event(pattern, timeout=120, count=jobs)
+        res.queue_seconds = time.monotonic() - t
+        log(f"  {jobs} jobs queued in {res.queue_seconds:.1f}s; delivering {len(events)} STARTED events")
+        poller = env.dep.poller
+        before = len(poller.invocations)
+        t0 = time.time()
+        for ev in events:
+            poller.invoke(ev)
+
+        def started_ids() -> set[str]:
+            return {c.info["name"] for c in env.proxies["PollerFunction"].snapshot()
+                    if c.operation == "StepFunctions.StartExecution" and c.status == 200}
+
+        def originals_answered(ids: set[str]) -> list[Call]:
+            return [c for c in env.proxies["PollerFunction"].snapshot()
+                    if c.operation == "CodePipeline.PutJobSuccessResult" and c.status == 200 and c.info.get("jobId") in ids]
+
+        deadline = time.monotonic() + timeout
+        last_report = 0.0
+        while True:
+            ids = started_ids()
+            answered = originals_answered(ids)
+            if len(ids) >= jobs and len(answered) >= jobs:
+                break
+            if time.monotonic() > deadline:
+                res.note = f"timed out after {timeout:.0f}s with {len(ids)} started, {len(answered)} answered"
+                break
+            if time.monotonic() - last_report > 15:
+                log(f"  ... {len(ids)} started, {len(answered)} answered")
+                last_report = time.monotonic()
+            time.sleep(0.25)
+        calls = env.proxies["PollerFunction"].snapshot()
+        starts = [c for c in calls if c.operation == "StepFunctions.StartExecution" and c.status == 200]
+        ids = {c.info["name"] for c in starts}
+        answered = originals_answered(ids)
+        if starts:
+            res.all_started = max(c.answered for c in starts) - t0 if len(ids) >= jobs else None
+        if answered and len(answered) >= jobs:
+            t_end = max(c.answered for c in answered)
+            res.all_answered = t_end - t0
+            upto = [c for c in calls if c.received <= t_end]
+        else:
+            upto = calls
+        for c in upto:
+            res.calls_until_answered[c.operation] = res.calls_until_answered.get(c.operation, 0) + 1
+            if c.status >= 400:
+                res.errors[f"{c.operation}:{c.error}"] = res.errors.get(f"{c.operation}:{c.error}", 0) + 1
+        by_op: dict[str, list[float]] = {}
+        for c in upto:
+            by_op.setdefault(c.operation, []).append(c.answered - c.received)
+        res.latency = {k: statistics.median(v) for k, v in by_op.items()}
+        res.already_exists = sum(1 for c in upto if c.operation == "StepFunctions.StartExecution" and "ExecutionAlreadyExists" in c.error)
+        res.invalid_nonce = sum(1 for c in upto if c.operation == "CodePipeline.AcknowledgeJob" and "InvalidNonce" in c.error)
+        t_end_mono = time.monotonic()
+        res.invocations_until_answered = sum(
+            1 for inv in poller.invocations[before:] if inv.ended_at is not None and inv.ended_at <= t_end_mono
+        )
+        # Stop the poller before checking, so nothing changes underneath.
+        router.stop()
+        poller.stop()
+        # Lost / duplicated: every queued job must have exactly one execution named after it, and
+        # every run's action must point at it.
+        names: list[str] = []
+        token = None
+        while True:
+            kw: dict[str, Any] = {"stateMachineArn": env.dep.state_machine_arn, "maxResults": 1000}
+            if token:
+                kw["nextToken"] = token
+            page = env.sfn.list_executions(**kw)
+            names += [e["name"] for e in page["executions"]]
+            token = page.get("nextToken")
+            if not token:
+                break
+        res.executions = len(names)
+        res.duplicated = len(names) - len(set(names))
+        runs = env.cp.list_pipeline_executions(pipelineName=name, maxResults=1000)["pipelineExecutionSummaries"]
+        # The original job of each run is the job whose id names an execution; runs without one are lost.
+        st_jobs = {c.info["jobId"] for c in calls if c.operation == "CodePipeline.AcknowledgeJob" and c.status == 200}
+        original_jobs = ids & st_jobs
+        res.lost = jobs - len(set(names) & original_jobs)
+        if len(runs) != jobs:
+            res.note = (res.note + "; " if res.note else "") + f"{len(runs)} pipeline runs listed for {jobs} jobs"
+        return res
+    finally:
+        env.close()
+
+
+def median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
