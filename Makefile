@@ -63,9 +63,10 @@ test-e2e: $(VENV)/.installed build
 demo: $(VENV)/.installed build
 	LAMBDA_BIN_DIR=$(LAMBDA_BIN_DIR) $(PY) -m tests.localstack.demo $(if $(FAIL),--fail,)
 
+# Full run ≈ 15–30 min (includes a 600 s build); `make bench BENCH_ARGS=--quick` for development.
 bench: $(VENV)/.installed
 	cargo build --workspace --bins --release
-	LAMBDA_BIN_DIR=$(CARGO_TARGET_DIR)/release $(PY) -m tests.bench
+	LAMBDA_BIN_DIR=$(CARGO_TARGET_DIR)/release $(PY) -m tests.bench $(BENCH_ARGS)
 
 # ---------------------------------------------------------------- packaging and deployment
 .PHONY: package deploy

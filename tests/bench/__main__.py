@@ -347,7 +347,7 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
     add("## 4. Throughput")
     add("")
     if tps:
-        add("| Jobs queued at once | Poller sandboxes | All executions started | All original jobs answered | Poller invocations used | API calls per job (by operation) | Lost | Duplicated |")
+        add("| Jobs queued at once | Poller sandboxes | All executions started | All original jobs answered | Poller invocations begun by then | API calls per job (by operation) | Lost | Duplicated |")
         add("|---|---|---|---|---|---|---|---|")
         for t in tps:
             per = ", ".join(f"{k.split('.')[1]} {v / t.jobs:.2f}" for k, v in sorted(t.calls_until_answered.items()))
