@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 
+from tests.deploy import create_build_document, create_state_machine
 from tests.localstack import LocalStack
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ASL = os.path.join(REPO, "statemachine", "build.asl.json")
-DOCUMENT = os.path.join(REPO, "ssm-documents", "build.yml")
 ACCOUNT = "123456789012"
 
 # Stand-ins for the real tools: they record their arguments (one JSON array per line) and
@@ -100,9 +99,7 @@ class Flow:
             LaunchTemplateName="windows-" + uuid.uuid4().hex[:6],
             LaunchTemplateData={"MetadataOptions": {"HttpTokens": "required"}, "InstanceInitiatedShutdownBehavior": "terminate"},
         )["LaunchTemplate"]["LaunchTemplateId"]
-        self.document = "ec2-build-" + uuid.uuid4().hex[:6]
-        with open(DOCUMENT) as f:
-            self.ssm.create_document(Content=f.read(), Name=self.document, DocumentType="Command", DocumentFormat="YAML")
+        self.document = create_build_document(self.ssm, "ec2-build-" + uuid.uuid4().hex[:6])
         self.substitutions = {
             "StackName": "flowtest",
             "BuildDocumentName": self.document,
@@ -116,14 +113,7 @@ class Flow:
         self.state_machine = self.create_state_machine(self.substitutions)
 
     def create_state_machine(self, substitutions: dict[str, str]) -> str:
-        with open(ASL) as f:
-            text = f.read()
-        for key, value in substitutions.items():
-            text = text.replace("${" + key + "}", value)
-        assert "${" not in text.replace("$${", ""), "unsubstituted placeholder"
-        return self.sfn.create_state_machine(
-            name="build-" + uuid.uuid4().hex[:8], definition=text, roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"
-        )["stateMachineArn"]
+        return create_state_machine(self.sfn, substitutions)
 
     def put_artifact(self, name: str, files: dict[str, Any]) -> str:
         key = f"app/{name}/{uuid.uuid4().hex[:8]}"
