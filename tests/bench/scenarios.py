@@ -316,8 +316,21 @@ def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, log=pr
         res.invocations_until_answered = sum(
             1 for inv in poller.invocations[before:] if inv.started_at is not None and inv.started_at <= t_end_mono
         )
-        # Stop the poller before checking, so nothing changes underneath.
+        # Stop the poller before checking, so nothing changes underneath: drop the invocations still
+        # queued (later events would only re-check started builds), let the running ones finish.
         router.stop()
+        import queue as _queue
+
+        while True:
+            try:
+                poller._queue.get_nowait()
+            except _queue.Empty:
+                break
+        try:
+            wait_until(lambda: not any(i.status == "Running" for i in poller.invocations), 300, interval=0.5,
+                       what="running poller invocations to finish")
+        except TimeoutError as e:
+            res.note = (res.note + "; " if res.note else "") + str(e)
         poller.stop()
         # Lost / duplicated: every queued job must have exactly one execution named after it, and
         # every run's action must point at it.
@@ -333,14 +346,39 @@ def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, log=pr
             if not token:
                 break
         res.executions = len(names)
-        res.duplicated = len(names) - len(set(names))
-        runs = env.cp.list_pipeline_executions(pipelineName=name, maxResults=1000)["pipelineExecutionSummaries"]
-        # The original job of each run is the job whose id names an execution; runs without one are lost.
-        st_jobs = {c.info["jobId"] for c in calls if c.operation == "CodePipeline.AcknowledgeJob" and c.status == 200}
-        original_jobs = ids & st_jobs
-        res.lost = jobs - len(set(names) & original_jobs)
-        if len(runs) != jobs:
-            res.note = (res.note + "; " if res.note else "") + f"{len(runs)} pipeline runs listed for {jobs} jobs"
+        # The stack is fresh: every execution belongs to one of the queued jobs and is named after it.
+        res.duplicated = (len(names) - len(set(names))) + max(0, len(set(names)) - jobs)
+        res.lost = max(0, jobs - len(set(names)))
+        # Cross-check from CodePipeline's side: no original job may still be queued, and every
+        # execution must have exactly one continuation job carrying its ARN.
+        leftover_originals, tokens = 0, []
+        while True:
+            batch = env.cp.poll_for_jobs(actionTypeId=env.dep.action_type, maxBatchSize=100)["jobs"]
+            if not batch:
+                break
+            for j in batch:
+                token = j["data"].get("continuationToken")
+                if token:
+                    tokens.append(token)
+                else:
+                    leftover_originals += 1
+        arns = {env.dep.execution_arn(n) for n in names}
+        if leftover_originals or sorted(tokens) != sorted(arns):
+            res.note = (res.note + "; " if res.note else "") + (
+                f"CodePipeline check: {leftover_originals} original jobs still queued, {len(tokens)} continuation jobs "
+                f"({len(set(tokens))} distinct) for {len(arns)} executions")
+        runs, token = 0, None
+        while True:
+            kw = {"pipelineName": name, "maxResults": 100}
+            if token:
+                kw["nextToken"] = token
+            page = env.cp.list_pipeline_executions(**kw)
+            runs += len(page["pipelineExecutionSummaries"])
+            token = page.get("nextToken")
+            if not token:
+                break
+        if runs != jobs:
+            res.note = (res.note + "; " if res.note else "") + f"{runs} pipeline runs listed for {jobs} jobs"
         return res
     finally:
         env.close()
