@@ -36,15 +36,19 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 .PHONY: setup
-setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
+setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed build
 
 .PHONY: build
 build:
 	cargo build --workspace --bins
 
 # ---------------------------------------------------------------- tests
+# The pytest suites `make test` runs (tests/bench is `make bench`, not a test suite).
+PYTEST_SUITES := tests/localstack tests/flow tests/template tests/e2e
+
 .PHONY: test test-unit test-e2e lint
-test: test-unit lint test-e2e
+# Binaries first: `cargo test` then reuses their dependencies, and the e2e suites need them.
+test: build test-unit lint test-e2e
 
 test-unit:
 	cargo test --workspace
@@ -53,13 +57,15 @@ lint: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 	npx --no-install asl-validator --json-path statemachine/build.asl.json
 	$(PY) tests/lint/check_document.py
 	$(VENV)/bin/cfn-lint cloudformation/*.yml
-	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation -d cloudformation
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -d cloudformation
 
+# The local-stack, flow, template and end-to-end suites (the e2e tests run the real binaries).
 test-e2e: $(VENV)/.installed build
-	LAMBDA_BIN_DIR=$(LAMBDA_BIN_DIR) $(PY) -m pytest -q tests
+	LAMBDA_BIN_DIR=$(LAMBDA_BIN_DIR) $(PY) -m pytest -q -rfEsx -p no:cacheprovider $(PYTEST_SUITES)
 
 # ---------------------------------------------------------------- demo and bench
 .PHONY: demo bench
+# Exit 0 when the product behaved: FAIL=1 runs a failing build and exits 0 when the failure is reported correctly.
 demo: $(VENV)/.installed build
 	LAMBDA_BIN_DIR=$(LAMBDA_BIN_DIR) $(PY) -m tests.localstack.demo $(if $(FAIL),--fail,)
 
@@ -71,7 +77,7 @@ bench: $(VENV)/.installed
 # ---------------------------------------------------------------- packaging and deployment
 .PHONY: package deploy
 package: $(VENV)/.installed
-	tests/../cloudformation/package.sh
+	cloudformation/package.sh
 
 deploy: package
 	cloudformation/deploy.sh
