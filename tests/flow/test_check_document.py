@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -77,3 +78,36 @@ def test_unparsable_document(tmp_path):
     bad.write_text("parameters: [\n")
     r = run(bad)
     assert r.returncode == 1 and "not valid YAML" in r.stderr
+
+
+def _with_pattern(name, pattern):
+    def change(doc):
+        doc["parameters"][name]["allowedPattern"] = pattern
+    return change
+
+
+def test_repeat_count_above_1000_is_rejected(tmp_path):
+    # SSM Agent checks allowedPattern with Go's regexp, which caps repeat counts at 1000
+    # ("invalid repeat count"): a document with {1,2048} fails every build. Python's re accepts it.
+    r = run(*write_variant(tmp_path, change_doc=_with_pattern("TaskToken", "^[A-Za-z0-9+/=_.:-]{1,2048}$")))
+    assert r.returncode == 1
+    assert "parameter TaskToken: allowedPattern: repeat count {1,2048} above 1000" in r.stderr
+
+
+def test_repeat_count_of_1000_is_accepted(tmp_path):
+    r = run(*write_variant(tmp_path, change_doc=_with_pattern("KmsKeyId", "^[A-Za-z0-9:/_-]{0,1000}$")))
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("pattern, message", [
+    ("^(?!-)[A-Za-z0-9-]*$", "negative lookahead"),
+    ("^(?<=a)b*$", "lookbehind"),
+    ("^(a)\\1?$", "backreference \\1"),
+    ("^[a-z]*+$", "nested or possessive"),
+    ("^(?>a|b)*$", "atomic group"),
+    ("^[a-z]*\\Z", "escape \\Z"),
+])
+def test_constructs_go_regexp_does_not_support_are_rejected(tmp_path, pattern, message):
+    r = run(*write_variant(tmp_path, change_doc=_with_pattern("BuildTarget", pattern)))
+    assert r.returncode == 1
+    assert "parameter BuildTarget: allowedPattern:" in r.stderr and message in r.stderr

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Static checks of the SSM build document against the state machine (run by `make lint`).
+r"""Static checks of the SSM build document against the state machine (run by `make lint`).
 
   * the document parses (YAML), is a schema 2.2 Command document with Linux and Windows steps
     chosen by platformType preconditions, and uses no double-brace references in scripts;
   * every parameter is a String with interpolationType ENV_VAR; every allowedPattern compiles
     and accepts the parameter's default;
+  * every allowedPattern is one that Go's regexp (RE2 syntax, what SSM Agent checks parameters
+    with) accepts too: no repeat count above 1000 (the agent rejects the document with
+    "invalid repeat count", so every build fails), no lookarounds, backreferences, atomic groups,
+    possessive quantifiers, or escapes Go does not know (\Z, \u..., \h, ...);
   * the parameters the RunBuild state sends are exactly declared, and every required parameter
     (no default) is sent;
   * the contract's example execution input (docs/contracts.md) satisfies the patterns.
@@ -39,6 +43,104 @@ CONTRACT_EXAMPLE = {
     "KmsKeyId": "",
     "TimeoutSeconds": "3600",
 }
+
+
+# RE2 (Go regexp/syntax) limits that Python's re does not share.
+GO_MAX_REPEAT = 1000
+# Escapes Go accepts, besides escaped punctuation and octal (\0, \1-\7 followed by a digit).
+GO_ESCAPES = set("afnrtvxpPdDsSwWbBAzQE")
+GO_CLASS_ESCAPES = set("afnrtvxpPdDsSwW")
+
+
+def re2_problems(pattern: str) -> list[str]:
+    """What Go's regexp.Compile would reject in `pattern` although Python's re accepts it."""
+    problems: list[str] = []
+    i, n = 0, len(pattern)
+    in_class = False
+    # After a repetition operator one '?' (lazy) may follow; any further operator is a nested
+    # (or possessive) repetition, which RE2 rejects.
+    state = "none"  # none | repeat | lazy
+
+    def repeat_length(at: int) -> int:
+        """If a {n}, {n,} or {n,m} repetition starts at `at`, its length; else 0 (a literal brace)."""
+        m = re.match(r"\{([0-9]+)(,([0-9]*))?\}", pattern[at:])
+        if not m:
+            return 0
+        counts = [int(m.group(1))] + ([int(m.group(3))] if m.group(3) else [])
+        if any(c > GO_MAX_REPEAT for c in counts):
+            problems.append(f"repeat count {m.group(0)} above {GO_MAX_REPEAT} (Go: invalid repeat count); use + or *")
+        return len(m.group(0))
+
+    def operator(text: str) -> None:
+        nonlocal state
+        if text == "?" and state == "repeat":
+            state = "lazy"
+            return
+        if state != "none":
+            problems.append(f"repetition {text} right after a repetition (nested or possessive; not in RE2)")
+        state = "repeat"
+
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            nxt = pattern[i + 1 : i + 2]
+            if nxt == "Q" and not in_class:  # \Q...\E: literal text
+                end = pattern.find("\\E", i + 2)
+                i = n if end < 0 else end + 2
+                state = "none"
+                continue
+            if nxt.isdigit():
+                if nxt in "123456789" and not pattern[i + 2 : i + 3].isdigit():
+                    problems.append(f"backreference \\{nxt} (not in RE2)")
+                elif nxt in "89":
+                    problems.append(f"escape \\{nxt} (not in RE2)")
+            elif nxt.isalpha() and nxt not in (GO_CLASS_ESCAPES if in_class else GO_ESCAPES):
+                where = " inside a character class" if in_class else ""
+                problems.append(f"escape \\{nxt}{where} (not in RE2)")
+            i += 2
+            state = "none"
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+                state = "none"
+            i += 1
+            continue
+        if c == "[":
+            in_class = True
+            i += 1
+            if pattern[i : i + 1] == "^":
+                i += 1
+            if pattern[i : i + 1] == "]":  # a leading ] is literal
+                i += 1
+            continue
+        if c == "(" and pattern[i + 1 : i + 2] == "?":
+            rest = pattern[i + 2 :]
+            for prefix, what in (("=", "lookahead"), ("!", "negative lookahead"), ("<=", "lookbehind"),
+                                 ("<!", "negative lookbehind"), (">", "atomic group"), ("(", "conditional"),
+                                 ("#", "comment group")):
+                if rest.startswith(prefix):
+                    problems.append(f"{what} (?{prefix}...) (not in RE2)")
+                    break
+            else:
+                if rest.startswith("<"):
+                    problems.append("named group (?<name>...) needs Go 1.22; write (?P<name>...)")
+            i += 2
+            state = "none"
+            continue
+        if c in "*+?":
+            operator(c)
+            i += 1
+            continue
+        if c == "{":
+            length = repeat_length(i)
+            if length:
+                operator(pattern[i : i + length])
+                i += length
+                continue
+        state = "none"
+        i += 1
+    return problems
 
 
 def sent_parameters(asl: dict) -> dict[str, dict]:
@@ -115,6 +217,8 @@ def check(document_path: str, asl_path: str) -> list[str]:
             except re.error as e:
                 problems.append(f"parameter {name}: allowedPattern does not compile: {e}")
                 continue
+            for problem in re2_problems(pattern):
+                problems.append(f"parameter {name}: allowedPattern: {problem}")
             if "default" in spec and compiled.search(str(spec["default"])) is None:
                 problems.append(f"parameter {name}: default {spec['default']!r} does not match allowedPattern")
             example = CONTRACT_EXAMPLE.get(name)
