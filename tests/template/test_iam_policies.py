@@ -184,7 +184,19 @@ def test_no_other_iam_or_sts_permissions(statements):
     for role, _, st in statements:
         for action in as_list(st["Action"]):
             if action.startswith(("iam:", "sts:", "organizations:")):
-                assert action == "iam:PassRole", (role, st["Sid"], action)
+                assert action in ("iam:PassRole", "iam:CreateServiceLinkedRole"), (role, st["Sid"], action)
+
+
+def test_service_linked_role_only_ec2_spot_for_the_state_machine(statements):
+    # A first spot launch in an account creates AWSServiceRoleForEC2Spot with the caller's
+    # permissions; nothing else may create service-linked roles.
+    found = _statements_with(statements, "iam:CreateServiceLinkedRole")
+    assert [role for role, _ in found] == ["StateMachineRole"]
+    (_, st), = found
+    assert as_list(st["Action"]) == ["iam:CreateServiceLinkedRole"]
+    assert st["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/"
+                                         "spot.amazonaws.com/AWSServiceRoleForEC2Spot"}
+    assert st["Condition"] == {"StringEquals": {"iam:AWSServiceName": "spot.amazonaws.com"}}
 
 
 def test_lambdas_poll_only_our_action_type_and_drive_only_our_state_machine(template):
@@ -262,6 +274,7 @@ def test_ebs_key_grant_only_when_a_key_is_given(template):
 # Granted to the state machine role for other reasons than an aws-sdk task of the ASL.
 NOT_FROM_TASKS = {
     "iam:PassRole", "ec2:CreateTags",  # side permissions of RunInstances
+    "iam:CreateServiceLinkedRole",  # EC2 creates the Spot service-linked role on a first spot launch
     "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
     "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
     "kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext",
