@@ -1,0 +1,143 @@
+"""Choice rules of the state machine evaluated on the errors AWS really sends.
+
+Under Step Functions, EC2 models no exception types: every EC2 error of an aws-sdk task arrives
+as `Ec2.Ec2Exception` with EC2's message in Cause and no error code. moto names errors
+differently, so these cases are checked here with a small evaluator of ASL Choice rules rather
+than in the local stack."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+from typing import Any
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+with open(os.path.join(REPO, "statemachine", "build.asl.json")) as f:
+    STATES = json.load(f)["States"]
+
+
+def lookup(data: Any, path: str) -> Any:
+    assert path.startswith("$.")
+    for part in path[2:].split("."):
+        if not isinstance(data, dict) or part not in data:
+            raise KeyError(path)
+        data = data[part]
+    return data
+
+
+def matches(rule: dict[str, Any], data: dict[str, Any]) -> bool:
+    if "And" in rule:
+        return all(matches(r, data) for r in rule["And"])
+    if "Or" in rule:
+        return any(matches(r, data) for r in rule["Or"])
+    if "Not" in rule:
+        return not matches(rule["Not"], data)
+    try:
+        value = lookup(data, rule["Variable"])
+    except KeyError:
+        if "IsPresent" in rule:
+            return not rule["IsPresent"]
+        raise
+    if "IsPresent" in rule:
+        return rule["IsPresent"]
+    if "StringMatches" in rule:
+        # ASL: only '*' is special (escaped with a backslash); no '?' or '[' classes.
+        pattern = rule["StringMatches"].replace("[", "[[]").replace("?", "[?]")
+        return isinstance(value, str) and fnmatch.fnmatchcase(value, pattern)
+    if "StringEquals" in rule:
+        return value == rule["StringEquals"]
+    for op, fn in (("NumericLessThan", lambda a, b: a < b), ("NumericGreaterThan", lambda a, b: a > b),
+                   ("NumericGreaterThanEquals", lambda a, b: a >= b)):
+        if op in rule:
+            return fn(value, rule[op])
+        if op + "Path" in rule:
+            return fn(value, lookup(data, rule[op + "Path"]))
+    raise NotImplementedError(rule)
+
+
+def choose(state: str, data: dict[str, Any]) -> str:
+    s = STATES[state]
+    assert s["Type"] == "Choice"
+    for rule in s["Choices"]:
+        if matches(rule, data):
+            return rule["Next"]
+    return s["Default"]
+
+
+def launch_error(cause: str, error: str = "Ec2.Ec2Exception", throttles: int = 0) -> dict[str, Any]:
+    return {"Run": {"Error": {"Error": error, "Cause": cause}, "Throttle": {"Count": throttles, "Delay": 2}}}
+
+
+SUFFIX = " (Service: Ec2, Status Code: 500, Request ID: 0ed21094-6fec-467b-bc8f-777207682f73)"
+
+CAPACITY = [
+    "We currently do not have sufficient m5.large capacity in the Availability Zone you requested (eu-west-1a). "
+    "Our system will be working on provisioning additional capacity. You can currently get m5.large capacity by not "
+    "specifying an Availability Zone in your request or choosing eu-west-1b, eu-west-1c.",
+    "There is no Spot capacity available that matches your request.",
+    "Your requested instance type (m5.large) is not supported in your requested Availability Zone (us-east-1e). "
+    "Please retry your request by not specifying an Availability Zone or choosing us-east-1a, us-east-1b.",
+    "Max spot instance count exceeded",
+    "Your Spot request price of 0.01 is lower than the minimum required Spot request fulfillment price of 0.02.",
+    "You have requested more vCPU capacity than your current vCPU limit of 64 allows for the instance bucket that "
+    "the specified instance type belongs to.",
+    "Insufficient capacity.",
+]
+
+NOT_CAPACITY = [
+    "The image id '[ami-0123456789abcdef0]' does not exist",
+    "You are not authorized to perform this operation. Encoded authorization failure message: abc",
+    "The provided credentials do not have permission to create the service-linked role for EC2 Spot Instances.",
+    "The subnet ID 'subnet-00000000000000000' does not exist",
+]
+
+THROTTLED = ("Request limit exceeded. Account 123456789012 has been throttled on ec2:RunInstances because it "
+             "exceeded its request rate limit.")
+
+
+@pytest.mark.parametrize("cause", CAPACITY)
+def test_capacity_errors_as_aws_sends_them_try_the_next_subnet(cause):
+    assert choose("CapacityError?", launch_error(cause + SUFFIX)) == "NextSubnet"
+
+
+@pytest.mark.parametrize("cause", NOT_CAPACITY)
+def test_other_launch_errors_fail_the_acquisition(cause):
+    assert choose("CapacityError?", launch_error(cause + SUFFIX)) == "AcquireFailed"
+
+
+def test_error_codes_still_match_where_a_runtime_names_them():
+    assert choose("CapacityError?", launch_error("", error="Ec2.InsufficientInstanceCapacity")) == "NextSubnet"
+
+
+def test_throttled_launch_waits_and_retries_a_bounded_number_of_times():
+    data = launch_error(THROTTLED + SUFFIX.replace("500", "503"))
+    waits = []
+    for _ in range(10):
+        if choose("CapacityError?", data) != "LaunchThrottled":
+            break
+        # LaunchThrottled: Count + 1, Delay doubled, Wait = the delay before
+        t = data["Run"]["Throttle"]
+        waits.append(t["Delay"])
+        data["Run"]["Throttle"] = {"Count": t["Count"] + 1, "Delay": t["Delay"] * 2}
+    assert waits == [2, 4, 8, 16, 32]
+    assert choose("CapacityError?", data) == "AcquireFailed"
+    s = STATES["LaunchThrottled"]
+    assert s["Parameters"] == {
+        "Count.$": "States.MathAdd($.Run.Throttle.Count, 1)",
+        "Delay.$": "States.MathAdd($.Run.Throttle.Delay, $.Run.Throttle.Delay)",
+        "Wait.$": "$.Run.Throttle.Delay",
+    }
+    assert s["Next"] == "WaitAfterThrottle" and STATES["WaitAfterThrottle"]["Next"] == "Market?"
+
+
+def test_throttle_counter_starts_at_zero():
+    assert STATES["Prepare"]["Parameters"]["Throttle"] == {"Count": 0, "Delay": 2}
+
+
+def test_read_only_describe_image_retries_ec2s_generic_exception():
+    (retry,) = STATES["DescribeImage"]["Retry"]
+    assert "Ec2.Ec2Exception" in retry["ErrorEquals"] and retry["MaxAttempts"] <= 3
+    assert STATES["DescribeImage"]["Parameters"]["ImageIds.$"] == "States.Array($.Run.Image.Id)"
