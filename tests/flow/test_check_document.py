@@ -111,3 +111,14 @@ def test_constructs_go_regexp_does_not_support_are_rejected(tmp_path, pattern, m
     r = run(*write_variant(tmp_path, change_doc=_with_pattern("BuildTarget", pattern)))
     assert r.returncode == 1
     assert "parameter BuildTarget: allowedPattern:" in r.stderr and message in r.stderr
+
+
+def test_unguarded_array_expansion_in_the_linux_step_is_rejected(tmp_path):
+    def unguard(doc):
+        step = doc["mainSteps"][0]
+        step["inputs"]["runCommand"][0] = step["inputs"]["runCommand"][0].replace(
+            '${INPUTS[@]+"${INPUTS[@]}"}', '"${INPUTS[@]}"')
+
+    r = run(*write_variant(tmp_path, change_doc=unguard))
+    assert r.returncode == 1
+    assert '"${INPUTS[@]}" fails under set -u on bash < 4.4' in r.stderr

@@ -3,6 +3,7 @@ r"""Static checks of the SSM build document against the state machine (run by `m
 
   * the document parses (YAML), is a schema 2.2 Command document with Linux and Windows steps
     chosen by platformType preconditions, and uses no double-brace references in scripts;
+  * the Linux step expands arrays as ${A[@]+"${A[@]}"} (bash < 4.4 fails on empty ones under set -u);
   * every parameter is a String with interpolationType ENV_VAR; every allowedPattern compiles
     and accepts the parameter's default;
   * every allowedPattern is one that Go's regexp (RE2 syntax, what SSM Agent checks parameters
@@ -198,6 +199,15 @@ def check(document_path: str, asl_path: str) -> list[str]:
             problems.append(f"step {step.get('name')}: empty runCommand")
         if any("{{" in str(c) for c in commands):
             problems.append(f"step {step.get('name')}: runCommand uses a double-brace reference (use SSM_<Name> variables)")
+        if cond[1] == "Linux":
+            for c in commands:
+                # "${A[@]}" of an empty array is an "unbound variable" under set -u in bash < 4.4
+                # (Amazon Linux 2); ${A[@]+"${A[@]}"} is safe everywhere.
+                for m in re.finditer(r'"\$\{([A-Za-z_][A-Za-z0-9_]*)\[@\]\}"', str(c)):
+                    guard = "${" + m.group(1) + "[@]+"
+                    if not str(c)[: m.start()].endswith(guard):
+                        problems.append(f"step {step.get('name')}: {m.group(0)} fails under set -u on bash < 4.4 "
+                                        f"when the array is empty; write {guard}{m.group(0)}}}")
         if not str((step.get("inputs") or {}).get("timeoutSeconds", "")).isdigit():
             problems.append(f"step {step.get('name')}: no numeric timeoutSeconds (the default is 3600 s)")
     for platform in ("Linux", "Windows"):
