@@ -203,6 +203,9 @@ def test_build_timeout_releases_the_instance(flow):
     d = flow.run(inp, timeout=60)
     error, cause = failure(d)
     assert error == "BuildTimeout" and cause["Error"] == "States.Timeout"
+    # What SSM knows about the command is in the cause, with the command id for the log link.
+    assert cause["CommandId"] and cause["Log"]["Stream"] == f"{cause['CommandId']}/{cause['InstanceId']}/"
+    assert "SSM command status: " in cause["Cause"] and "Output of the document steps: " in cause["Cause"]
     assert_released(flow, d["executionArn"])
 
 
@@ -211,8 +214,11 @@ def test_windows_image_uses_the_windows_launch_template(flow):
     # heartbeat timeout ends the build. What matters here: the Windows template was chosen.
     inp = flow.execution_input(image_id=flow.windows_ami, Command="Write-Output hi", build_seconds=4, heartbeat_seconds=3)
     d = flow.run(inp, timeout=60)
-    error, _ = failure(d)
+    error, cause = failure(d)
     assert error == "BuildTimeout"
+    # The agent's failure reaches the cause instead of a bare timeout.
+    assert "SSM command status: Failed (Failed)" in cause["Cause"], cause["Cause"]
+    assert "cannot run aws:runPowerShellScript" in cause["Cause"]
     launch = [e for e in flow.history(d["executionArn"]) if e["type"] == "TaskScheduled"
               and e["taskScheduledEventDetails"]["resource"] == "runInstances"]
     params = json.loads(launch[0]["taskScheduledEventDetails"]["parameters"])
