@@ -235,3 +235,20 @@ def test_transitions_do_not_depend_on_build_length(flow):
     print(f"state transitions of a successful build: {len(SUCCESS_PATH)}")
     assert_released(flow, short)
     assert_released(flow, long)
+
+
+def test_failure_cause_is_capped_whole_json(flow):
+    # 40 long lines of output: the document's cause stays whole JSON of at most 8,000
+    # characters, so the execution's cause (which nests it) stays far below 32,768.
+    source = flow.put_artifact("SourceOutput", {"README": "x"})
+    inp = flow.execution_input(
+        Command='for i in $(seq 1 60); do printf "line %s %s\\n" "$i" "$(head -c 900 /dev/zero | tr "\\0" "\\"")"; done\nexit 4',
+        InputArtifacts=source,
+    )
+    d = flow.run(inp)
+    error, cause = failure(d)
+    assert error == "BuildFailed"
+    assert len(cause["Cause"]) <= 8000
+    build = document_cause(cause)
+    assert build["ExitCode"] == 4 and "line 60" in build["Tail"]
+    assert len(d["cause"]) < 32768
