@@ -50,7 +50,7 @@ def matches(rule: dict[str, Any], data: dict[str, Any]) -> bool:
     if "StringEquals" in rule:
         return value == rule["StringEquals"]
     for op, fn in (("NumericLessThan", lambda a, b: a < b), ("NumericGreaterThan", lambda a, b: a > b),
-                   ("NumericGreaterThanEquals", lambda a, b: a >= b)):
+                   ("NumericGreaterThanEquals", lambda a, b: a >= b), ("NumericLessThanEquals", lambda a, b: a <= b)):
         if op in rule:
             return fn(value, rule[op])
         if op + "Path" in rule:
@@ -141,3 +141,23 @@ def test_read_only_describe_image_retries_ec2s_generic_exception():
     (retry,) = STATES["DescribeImage"]["Retry"]
     assert "Ec2.Ec2Exception" in retry["ErrorEquals"] and retry["MaxAttempts"] <= 3
     assert STATES["DescribeImage"]["Parameters"]["ImageIds.$"] == "States.Array($.Run.Image.Id)"
+
+
+def test_agent_waits_double_up_to_the_cap_and_never_beyond():
+    # Prepare with AgentPollSeconds 10, AgentPollMaxSeconds 60, AgentPollAttempts 25 (the template's values).
+    agent = {"Attempt": 1, "Attempts": 25, "Delay": 10, "Doubled": 20, "MaxDelay": 60}
+    waits = [agent["Delay"]]
+    for _ in range(100):
+        nxt = choose("AgentOnline?", {"Run": {"AgentStatus": {"Online": 0}, "Agent": agent}})
+        if nxt == "AgentTimeout":
+            break
+        assert nxt in ("AgentBackoff", "AgentNextAttempt")
+        if nxt == "AgentBackoff":
+            agent = {**agent, "Attempt": agent["Attempt"] + 1, "Delay": agent["Doubled"], "Doubled": agent["Doubled"] * 2}
+        else:
+            agent = {**agent, "Attempt": agent["Attempt"] + 1, "Delay": agent["MaxDelay"]}
+        waits.append(agent["Delay"])
+    assert waits[:5] == [10, 20, 40, 60, 60] and max(waits) == 60
+    assert len(waits) == 25 and sum(waits) == 10 + 20 + 40 + 22 * 60  # about 23 minutes
+    assert STATES["AgentBackoff"]["Parameters"]["Delay.$"] == "$.Run.Agent.Doubled"
+    assert STATES["AgentNextAttempt"]["Parameters"]["Delay.$"] == "$.Run.Agent.MaxDelay"
