@@ -3,8 +3,11 @@
 use crate::error::service_error;
 use crate::AdapterError;
 use async_trait::async_trait;
+use aws_sdk_codepipeline::config::http::HttpResponse;
+use aws_sdk_codepipeline::error::SdkError;
 use aws_sdk_codepipeline::types::{
-    ActionCategory, ActionOwner, ActionTypeId, ExecutionDetails, FailureDetails, FailureType, JobStatus,
+    ActionCategory, ActionOwner, ActionTypeId, ExecutionDetails, FailureDetails, FailureType,
+    JobStatus,
 };
 use aws_sdk_codepipeline::Client;
 use ec2_build_core::job::{Artifact, ArtifactLocation, JobData, PipelineContext};
@@ -29,8 +32,32 @@ impl CodePipelineJobs {
             .provider(&action_type.provider)
             .version(&action_type.version)
             .build()
-            .map_err(|e| AdapterError::Request { operation: "PollForJobs", message: e.to_string() })?;
-        Ok(Self { client, action_type })
+            .map_err(|e| AdapterError::Request {
+                operation: "PollForJobs",
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            client,
+            action_type,
+        })
+    }
+}
+
+/// Errors of PutJobSuccessResult and PutJobFailureResult: a job answered before, or unknown.
+/// `classify` tells (invalid job state, job not found) for the operation's error type.
+fn answer_error<E>(
+    job_id: &str,
+    operation: &'static str,
+    e: SdkError<E, HttpResponse>,
+    classify: impl Fn(&E) -> (bool, bool),
+) -> Error
+where
+    E: std::error::Error + 'static,
+{
+    match e.as_service_error().map(classify) {
+        Some((true, _)) => Error::InvalidJobState(job_id.to_string()),
+        Some((_, true)) => Error::JobNotFound(job_id.to_string()),
+        _ => service_error(SERVICE, operation, e),
     }
 }
 
@@ -40,10 +67,13 @@ fn to_job(job: &aws_sdk_codepipeline::types::Job) -> Job {
         list.iter()
             .map(|a| Artifact {
                 name: a.name().unwrap_or_default().to_string(),
-                location: a.location().and_then(|l| l.s3_location()).map(|s3| ArtifactLocation {
-                    bucket: s3.bucket_name().to_string(),
-                    key: s3.object_key().to_string(),
-                }),
+                location: a
+                    .location()
+                    .and_then(|l| l.s3_location())
+                    .map(|s3| ArtifactLocation {
+                        bucket: s3.bucket_name().to_string(),
+                        key: s3.object_key().to_string(),
+                    }),
             })
             .collect()
     };
@@ -60,13 +90,31 @@ fn to_job(job: &aws_sdk_codepipeline::types::Job) -> Job {
             input_artifacts: artifacts(data.map(|d| d.input_artifacts()).unwrap_or_default()),
             output_artifacts: artifacts(data.map(|d| d.output_artifacts()).unwrap_or_default()),
             pipeline: PipelineContext {
-                pipeline_name: pipeline.and_then(|p| p.pipeline_name()).unwrap_or_default().to_string(),
-                stage_name: pipeline.and_then(|p| p.stage()).and_then(|s| s.name()).unwrap_or_default().to_string(),
-                action_name: pipeline.and_then(|p| p.action()).and_then(|a| a.name()).unwrap_or_default().to_string(),
-                pipeline_execution_id: pipeline.and_then(|p| p.pipeline_execution_id()).unwrap_or_default().to_string(),
+                pipeline_name: pipeline
+                    .and_then(|p| p.pipeline_name())
+                    .unwrap_or_default()
+                    .to_string(),
+                stage_name: pipeline
+                    .and_then(|p| p.stage())
+                    .and_then(|s| s.name())
+                    .unwrap_or_default()
+                    .to_string(),
+                action_name: pipeline
+                    .and_then(|p| p.action())
+                    .and_then(|a| a.name())
+                    .unwrap_or_default()
+                    .to_string(),
+                pipeline_execution_id: pipeline
+                    .and_then(|p| p.pipeline_execution_id())
+                    .unwrap_or_default()
+                    .to_string(),
             },
-            encryption_key_id: data.and_then(|d| d.encryption_key()).map(|k| k.id().to_string()),
-            continuation_token: data.and_then(|d| d.continuation_token()).map(str::to_string),
+            encryption_key_id: data
+                .and_then(|d| d.encryption_key())
+                .map(|k| k.id().to_string()),
+            continuation_token: data
+                .and_then(|d| d.continuation_token())
+                .map(str::to_string),
         },
     }
 }
@@ -86,7 +134,13 @@ impl CodePipeline for CodePipelineJobs {
     }
 
     async fn acknowledge_job(&self, job_id: &str, nonce: &str) -> Result<AckStatus, Error> {
-        let result = self.client.acknowledge_job().job_id(job_id).nonce(nonce).send().await;
+        let result = self
+            .client
+            .acknowledge_job()
+            .job_id(job_id)
+            .nonce(nonce)
+            .send()
+            .await;
         match result {
             Ok(out) => Ok(match out.status() {
                 Some(JobStatus::InProgress) => AckStatus::InProgress,
@@ -119,17 +173,16 @@ impl CodePipeline for CodePipelineJobs {
             .execution_details(details)
             .set_continuation_token(report.continuation_token.clone());
         if !report.output_variables.is_empty() {
-            request = request.set_output_variables(Some(report.output_variables.clone().into_iter().collect()));
+            request = request
+                .set_output_variables(Some(report.output_variables.clone().into_iter().collect()));
         }
         request.send().await.map(|_| ()).map_err(|e| {
-            let service = e.as_service_error();
-            if service.is_some_and(|s| s.is_invalid_job_state_exception()) {
-                Error::InvalidJobState(job_id.to_string())
-            } else if service.is_some_and(|s| s.is_job_not_found_exception()) {
-                Error::JobNotFound(job_id.to_string())
-            } else {
-                service_error(SERVICE, "PutJobSuccessResult", e)
-            }
+            answer_error(job_id, "PutJobSuccessResult", e, |s| {
+                (
+                    s.is_invalid_job_state_exception(),
+                    s.is_job_not_found_exception(),
+                )
+            })
         })
     }
 
@@ -143,7 +196,10 @@ impl CodePipeline for CodePipelineJobs {
             .message(&report.message)
             .set_external_execution_id(report.external_execution_id.clone())
             .build()
-            .map_err(|e| AdapterError::Request { operation: "PutJobFailureResult", message: e.to_string() })?;
+            .map_err(|e| AdapterError::Request {
+                operation: "PutJobFailureResult",
+                message: e.to_string(),
+            })?;
         self.client
             .put_job_failure_result()
             .job_id(job_id)
@@ -152,14 +208,12 @@ impl CodePipeline for CodePipelineJobs {
             .await
             .map(|_| ())
             .map_err(|e| {
-                let service = e.as_service_error();
-                if service.is_some_and(|s| s.is_invalid_job_state_exception()) {
-                    Error::InvalidJobState(job_id.to_string())
-                } else if service.is_some_and(|s| s.is_job_not_found_exception()) {
-                    Error::JobNotFound(job_id.to_string())
-                } else {
-                    service_error(SERVICE, "PutJobFailureResult", e)
-                }
+                answer_error(job_id, "PutJobFailureResult", e, |s| {
+                    (
+                        s.is_invalid_job_state_exception(),
+                        s.is_job_not_found_exception(),
+                    )
+                })
             })
     }
 }

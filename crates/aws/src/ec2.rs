@@ -29,7 +29,12 @@ impl Instances for Ec2Instances {
         let mut pages = self
             .client
             .describe_instances()
-            .filters(Filter::builder().name(format!("tag:{EXECUTION_TAG}")).values(execution_arn).build())
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{EXECUTION_TAG}"))
+                    .values(execution_arn)
+                    .build(),
+            )
             .filters(
                 Filter::builder()
                     .name("instance-state-name")

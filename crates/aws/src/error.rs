@@ -7,20 +7,33 @@ use ec2_build_core::Error;
 #[derive(Debug, thiserror::Error)]
 pub enum AdapterError {
     #[error("cannot build the {operation} request: {message}")]
-    Request { operation: &'static str, message: String },
+    Request {
+        operation: &'static str,
+        message: String,
+    },
 }
 
 impl From<AdapterError> for Error {
     fn from(e: AdapterError) -> Self {
         match e {
-            AdapterError::Request { operation, message } => {
-                Error::Service { service: "sdk", operation, message }
-            }
+            AdapterError::Request { operation, message } => Error::Service {
+                service: "sdk",
+                operation,
+                message,
+            },
         }
     }
 }
 
 /// A service error as text with its full context (code, message, request id).
-pub(crate) fn service_error(service: &'static str, operation: &'static str, err: impl std::error::Error) -> Error {
-    Error::Service { service, operation, message: DisplayErrorContext(&err).to_string() }
+pub(crate) fn service_error(
+    service: &'static str,
+    operation: &'static str,
+    err: impl std::error::Error,
+) -> Error {
+    Error::Service {
+        service,
+        operation,
+        message: DisplayErrorContext(&err).to_string(),
+    }
 }

@@ -22,7 +22,10 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
 
 impl CodePipelineJobs {
     /// Client from the shared SDK configuration.
-    pub fn from_sdk_config(config: &aws_config::SdkConfig, action_type: &ec2_build_core::ActionType) -> Result<Self, AdapterError> {
+    pub fn from_sdk_config(
+        config: &aws_config::SdkConfig,
+        action_type: &ec2_build_core::ActionType,
+    ) -> Result<Self, AdapterError> {
         Self::new(aws_sdk_codepipeline::Client::new(config), action_type)
     }
 }

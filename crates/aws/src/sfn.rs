@@ -18,16 +18,30 @@ pub struct StepFunctionsExecutions {
 
 impl StepFunctionsExecutions {
     pub fn new(client: Client, state_machine_arn: impl Into<String>) -> Self {
-        Self { client, state_machine_arn: state_machine_arn.into() }
+        Self {
+            client,
+            state_machine_arn: state_machine_arn.into(),
+        }
     }
 }
 
 #[async_trait]
 impl StepFunctions for StepFunctionsExecutions {
     async fn start_execution(&self, name: &str, input: &str) -> Result<String, Error> {
-        match self.client.start_execution().state_machine_arn(&self.state_machine_arn).name(name).input(input).send().await {
+        match self
+            .client
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(name)
+            .input(input)
+            .send()
+            .await
+        {
             Ok(out) => Ok(out.execution_arn().to_string()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_execution_already_exists()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_already_exists()) =>
+            {
                 Err(Error::ExecutionAlreadyExists(name.to_string()))
             }
             Err(e) => Err(service_error(SERVICE, "StartExecution", e)),
@@ -35,9 +49,18 @@ impl StepFunctions for StepFunctionsExecutions {
     }
 
     async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, Error> {
-        let out = match self.client.describe_execution().execution_arn(arn).send().await {
+        let out = match self
+            .client
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+        {
             Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_execution_does_not_exist()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_does_not_exist()) =>
+            {
                 return Err(Error::ExecutionNotFound(arn.to_string()))
             }
             Err(e) => return Err(service_error(SERVICE, "DescribeExecution", e)),
@@ -70,8 +93,13 @@ impl StepFunctions for StepFunctionsExecutions {
             .events()
             .iter()
             .filter(|event| {
-                !matches!(event.r#type(), HistoryEventType::ExecutionStarted) && event.state_entered_event_details().is_some()
+                !matches!(event.r#type(), HistoryEventType::ExecutionStarted)
+                    && event.state_entered_event_details().is_some()
             })
-            .find_map(|event| event.state_entered_event_details().map(|d| d.name().to_string())))
+            .find_map(|event| {
+                event
+                    .state_entered_event_details()
+                    .map(|d| d.name().to_string())
+            }))
     }
 }

@@ -4,7 +4,9 @@
 use aws_sdk_codepipeline::operation::acknowledge_job::{AcknowledgeJobError, AcknowledgeJobOutput};
 use aws_sdk_codepipeline::operation::poll_for_jobs::PollForJobsOutput;
 use aws_sdk_codepipeline::operation::put_job_failure_result::PutJobFailureResultOutput;
-use aws_sdk_codepipeline::operation::put_job_success_result::{PutJobSuccessResultError, PutJobSuccessResultOutput};
+use aws_sdk_codepipeline::operation::put_job_success_result::{
+    PutJobSuccessResultError, PutJobSuccessResultOutput,
+};
 use aws_sdk_codepipeline::types as cp;
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
 use aws_sdk_ec2::operation::terminate_instances::TerminateInstancesOutput;
@@ -20,7 +22,11 @@ use ec2_build_core::{ActionType, Error};
 use std::collections::BTreeMap;
 
 fn action_type() -> ActionType {
-    ActionType { category: "Build".into(), provider: "EC2Build".into(), version: "1".into() }
+    ActionType {
+        category: "Build".into(),
+        provider: "EC2Build".into(),
+        version: "1".into(),
+    }
 }
 
 fn sdk_job() -> cp::Job {
@@ -30,7 +36,13 @@ fn sdk_job() -> cp::Job {
             .location(
                 cp::ArtifactLocation::builder()
                     .r#type(cp::ArtifactLocationType::S3)
-                    .s3_location(cp::S3ArtifactLocation::builder().bucket_name("artifacts").object_key(key).build().unwrap())
+                    .s3_location(
+                        cp::S3ArtifactLocation::builder()
+                            .bucket_name("artifacts")
+                            .object_key(key)
+                            .build()
+                            .unwrap(),
+                    )
                     .build(),
             )
             .build()
@@ -40,7 +52,11 @@ fn sdk_job() -> cp::Job {
         .nonce("7")
         .data(
             cp::JobData::builder()
-                .action_configuration(cp::ActionConfiguration::builder().configuration("ImageId", "ami-12345678").build())
+                .action_configuration(
+                    cp::ActionConfiguration::builder()
+                        .configuration("ImageId", "ami-12345678")
+                        .build(),
+                )
                 .input_artifacts(artifact("SourceOutput", "app/Source/abc"))
                 .output_artifacts(artifact("BuildOutput", "app/Build/def"))
                 .pipeline_context(
@@ -59,7 +75,13 @@ fn sdk_job() -> cp::Job {
                         .build()
                         .unwrap(),
                 )
-                .encryption_key(cp::EncryptionKey::builder().id("alias/pipeline").r#type(cp::EncryptionKeyType::Kms).build().unwrap())
+                .encryption_key(
+                    cp::EncryptionKey::builder()
+                        .id("alias/pipeline")
+                        .r#type(cp::EncryptionKeyType::Kms)
+                        .build()
+                        .unwrap(),
+                )
                 .build(),
         )
         .build()
@@ -78,30 +100,57 @@ async fn poll_for_jobs_asks_for_our_action_type_and_maps_the_job() {
         })
         .then_output(|| PollForJobsOutput::builder().jobs(sdk_job()).build());
     let client = mock_client!(aws_sdk_codepipeline, [&rule]);
-    let jobs = CodePipelineJobs::new(client, &action_type()).unwrap().poll_for_jobs(5).await.unwrap();
+    let jobs = CodePipelineJobs::new(client, &action_type())
+        .unwrap()
+        .poll_for_jobs(5)
+        .await
+        .unwrap();
     assert_eq!(rule.num_calls(), 1);
     let job = &jobs[0];
     assert_eq!((job.id.as_str(), job.nonce.as_str()), ("job-1", "7"));
     assert_eq!(job.data.configuration["ImageId"], "ami-12345678");
-    assert_eq!(job.data.input_artifacts[0].location.as_ref().unwrap().key, "app/Source/abc");
+    assert_eq!(
+        job.data.input_artifacts[0].location.as_ref().unwrap().key,
+        "app/Source/abc"
+    );
     assert_eq!(job.data.output_artifacts[0].name, "BuildOutput");
     assert_eq!(job.data.pipeline.action_name, "Compile");
-    assert_eq!(job.data.encryption_key_id.as_deref(), Some("alias/pipeline"));
-    assert!(!format!("{job:?}").contains("SECRET"), "artifact credentials must not be kept");
+    assert_eq!(
+        job.data.encryption_key_id.as_deref(),
+        Some("alias/pipeline")
+    );
+    assert!(
+        !format!("{job:?}").contains("SECRET"),
+        "artifact credentials must not be kept"
+    );
 }
 
 #[tokio::test]
 async fn acknowledge_maps_status_and_invalid_nonce() {
     let ok = mock!(aws_sdk_codepipeline::Client::acknowledge_job)
         .match_requests(|r| r.nonce() == Some("7"))
-        .then_output(|| AcknowledgeJobOutput::builder().status(cp::JobStatus::InProgress).build());
+        .then_output(|| {
+            AcknowledgeJobOutput::builder()
+                .status(cp::JobStatus::InProgress)
+                .build()
+        });
     let foreign = mock!(aws_sdk_codepipeline::Client::acknowledge_job).then_error(|| {
-        AcknowledgeJobError::InvalidNonceException(cp::error::InvalidNonceException::builder().message("nope").build())
+        AcknowledgeJobError::InvalidNonceException(
+            cp::error::InvalidNonceException::builder()
+                .message("nope")
+                .build(),
+        )
     });
     let client = mock_client!(aws_sdk_codepipeline, RuleMode::Sequential, [&ok, &foreign]);
     let jobs = CodePipelineJobs::new(client, &action_type()).unwrap();
-    assert_eq!(jobs.acknowledge_job("job-1", "7").await.unwrap(), AckStatus::InProgress);
-    assert_eq!(jobs.acknowledge_job("job-1", "8").await.unwrap_err(), Error::InvalidNonce("job-1".into()));
+    assert_eq!(
+        jobs.acknowledge_job("job-1", "7").await.unwrap(),
+        AckStatus::InProgress
+    );
+    assert_eq!(
+        jobs.acknowledge_job("job-1", "8").await.unwrap_err(),
+        Error::InvalidNonce("job-1".into())
+    );
 }
 
 #[tokio::test]
@@ -116,9 +165,15 @@ async fn success_carries_token_details_and_maps_invalid_job_state() {
         })
         .then_output(|| PutJobSuccessResultOutput::builder().build());
     let answered = mock!(aws_sdk_codepipeline::Client::put_job_success_result).then_error(|| {
-        PutJobSuccessResultError::InvalidJobStateException(cp::error::InvalidJobStateException::builder().build())
+        PutJobSuccessResultError::InvalidJobStateException(
+            cp::error::InvalidJobStateException::builder().build(),
+        )
     });
-    let client = mock_client!(aws_sdk_codepipeline, RuleMode::Sequential, [&continued, &answered]);
+    let client = mock_client!(
+        aws_sdk_codepipeline,
+        RuleMode::Sequential,
+        [&continued, &answered]
+    );
     let jobs = CodePipelineJobs::new(client, &action_type()).unwrap();
     let report = SuccessReport {
         summary: "Build started".into(),
@@ -129,7 +184,10 @@ async fn success_carries_token_details_and_maps_invalid_job_state() {
     };
     jobs.put_job_success("job-1", &report).await.unwrap();
     assert_eq!(continued.num_calls(), 1);
-    assert_eq!(jobs.put_job_success("job-1", &report).await.unwrap_err(), Error::InvalidJobState("job-1".into()));
+    assert_eq!(
+        jobs.put_job_success("job-1", &report).await.unwrap_err(),
+        Error::InvalidJobState("job-1".into())
+    );
 }
 
 #[tokio::test]
@@ -142,7 +200,11 @@ async fn failure_sends_type_and_message() {
         .then_output(|| PutJobFailureResultOutput::builder().build());
     let client = mock_client!(aws_sdk_codepipeline, [&rule]);
     let jobs = CodePipelineJobs::new(client, &action_type()).unwrap();
-    let report = FailureReport { kind: FailureKind::ConfigurationError, message: "ImageId is required".into(), external_execution_id: None };
+    let report = FailureReport {
+        kind: FailureKind::ConfigurationError,
+        message: "ImageId is required".into(),
+        external_execution_id: None,
+    };
     jobs.put_job_failure("job-1", &report).await.unwrap();
     assert_eq!(rule.num_calls(), 1);
 }
@@ -153,15 +215,30 @@ const EXEC: &str = "arn:aws:states:us-east-1:123456789012:execution:ec2-build:jo
 #[tokio::test]
 async fn start_execution_names_the_execution_and_maps_already_exists() {
     let started = mock!(aws_sdk_sfn::Client::start_execution)
-        .match_requests(|r| r.state_machine_arn() == Some(SM) && r.name() == Some("job-1") && r.input() == Some("{}"))
-        .then_output(|| StartExecutionOutput::builder().execution_arn(EXEC).start_date(DateTime::from_secs(0)).build().unwrap());
+        .match_requests(|r| {
+            r.state_machine_arn() == Some(SM)
+                && r.name() == Some("job-1")
+                && r.input() == Some("{}")
+        })
+        .then_output(|| {
+            StartExecutionOutput::builder()
+                .execution_arn(EXEC)
+                .start_date(DateTime::from_secs(0))
+                .build()
+                .unwrap()
+        });
     let exists = mock!(aws_sdk_sfn::Client::start_execution).then_error(|| {
-        StartExecutionError::ExecutionAlreadyExists(aws_sdk_sfn::types::error::ExecutionAlreadyExists::builder().build())
+        StartExecutionError::ExecutionAlreadyExists(
+            aws_sdk_sfn::types::error::ExecutionAlreadyExists::builder().build(),
+        )
     });
     let client = mock_client!(aws_sdk_sfn, RuleMode::Sequential, [&started, &exists]);
     let steps = StepFunctionsExecutions::new(client, SM);
     assert_eq!(steps.start_execution("job-1", "{}").await.unwrap(), EXEC);
-    assert_eq!(steps.start_execution("job-1", "{}").await.unwrap_err(), Error::ExecutionAlreadyExists("job-1".into()));
+    assert_eq!(
+        steps.start_execution("job-1", "{}").await.unwrap_err(),
+        Error::ExecutionAlreadyExists("job-1".into())
+    );
 }
 
 #[tokio::test]
@@ -179,7 +256,9 @@ async fn describe_execution_maps_status_output_and_missing_execution() {
             .unwrap()
     });
     let missing = mock!(aws_sdk_sfn::Client::describe_execution).then_error(|| {
-        DescribeExecutionError::ExecutionDoesNotExist(aws_sdk_sfn::types::error::ExecutionDoesNotExist::builder().build())
+        DescribeExecutionError::ExecutionDoesNotExist(
+            aws_sdk_sfn::types::error::ExecutionDoesNotExist::builder().build(),
+        )
     });
     let client = mock_client!(aws_sdk_sfn, RuleMode::Sequential, [&failed, &missing]);
     let steps = StepFunctionsExecutions::new(client, SM);
@@ -187,7 +266,10 @@ async fn describe_execution_maps_status_output_and_missing_execution() {
     assert_eq!(d.status, ExecutionStatus::Failed);
     assert_eq!(d.error.as_deref(), Some("BuildFailed"));
     assert_eq!(d.duration_seconds, Some(90));
-    assert_eq!(steps.describe_execution(EXEC).await.unwrap_err(), Error::ExecutionNotFound(EXEC.into()));
+    assert_eq!(
+        steps.describe_execution(EXEC).await.unwrap_err(),
+        Error::ExecutionNotFound(EXEC.into())
+    );
 }
 
 #[tokio::test]
@@ -198,7 +280,12 @@ async fn current_state_is_the_last_state_entered() {
             .id(id)
             .timestamp(DateTime::from_secs(id))
             .r#type(HistoryEventType::TaskStateEntered)
-            .state_entered_event_details(StateEnteredEventDetails::builder().name(name).build().unwrap())
+            .state_entered_event_details(
+                StateEnteredEventDetails::builder()
+                    .name(name)
+                    .build()
+                    .unwrap(),
+            )
             .build()
             .unwrap()
     };
@@ -213,7 +300,10 @@ async fn current_state_is_the_last_state_entered() {
         });
     let client = mock_client!(aws_sdk_sfn, [&rule]);
     let steps = StepFunctionsExecutions::new(client, SM);
-    assert_eq!(steps.current_state(EXEC).await.unwrap().as_deref(), Some("RunBuild"));
+    assert_eq!(
+        steps.current_state(EXEC).await.unwrap().as_deref(),
+        Some("RunBuild")
+    );
 }
 
 #[tokio::test]
@@ -221,21 +311,39 @@ async fn release_terminates_the_tagged_instances_only_when_there_are_some() {
     use aws_sdk_ec2::types::{Instance, Reservation};
     let found = mock!(aws_sdk_ec2::Client::describe_instances)
         .match_requests(|r| {
-            r.filters().iter().any(|f| f.name() == Some("tag:ec2-build:execution-arn") && f.values() == [EXEC])
+            r.filters()
+                .iter()
+                .any(|f| f.name() == Some("tag:ec2-build:execution-arn") && f.values() == [EXEC])
         })
         .then_output(|| {
             DescribeInstancesOutput::builder()
-                .reservations(Reservation::builder().instances(Instance::builder().instance_id("i-0abc").build()).build())
+                .reservations(
+                    Reservation::builder()
+                        .instances(Instance::builder().instance_id("i-0abc").build())
+                        .build(),
+                )
                 .build()
         });
     let terminate = mock!(aws_sdk_ec2::Client::terminate_instances)
         .match_requests(|r| r.instance_ids() == ["i-0abc"])
         .then_output(|| TerminateInstancesOutput::builder().build());
-    let none = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| DescribeInstancesOutput::builder().build());
-    let client = mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&found, &terminate, &none]);
+    let none = mock!(aws_sdk_ec2::Client::describe_instances)
+        .then_output(|| DescribeInstancesOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_ec2,
+        RuleMode::Sequential,
+        [&found, &terminate, &none]
+    );
     let instances = Ec2Instances::new(client);
-    assert_eq!(instances.release_for_execution(EXEC).await.unwrap(), vec!["i-0abc"]);
+    assert_eq!(
+        instances.release_for_execution(EXEC).await.unwrap(),
+        vec!["i-0abc"]
+    );
     assert_eq!(terminate.num_calls(), 1);
-    assert!(instances.release_for_execution(EXEC).await.unwrap().is_empty());
+    assert!(instances
+        .release_for_execution(EXEC)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(terminate.num_calls(), 1);
 }

@@ -53,14 +53,26 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(property: &'static str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { property, problem: problem.into(), fix: fix.into() }
+    pub(crate) fn new(
+        property: &'static str,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            property,
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Configuration property {} {}. Fix: {}", self.property, self.problem, self.fix)
+        write!(
+            f,
+            "Configuration property {} {}. Fix: {}",
+            self.property, self.problem, self.fix
+        )
     }
 }
 

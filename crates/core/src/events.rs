@@ -81,13 +81,21 @@ impl CompletionTrigger {
             )));
         }
         let text = |name: &str| {
-            detail.get(name).and_then(Value::as_str).filter(|v| !v.is_empty()).ok_or_else(|| {
-                Error::InvalidEvent(format!("{EXECUTION_STATUS_CHANGE} event has no detail.{name}"))
-            })
+            detail
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    Error::InvalidEvent(format!(
+                        "{EXECUTION_STATUS_CHANGE} event has no detail.{name}"
+                    ))
+                })
         };
         let state_machine = text("stateMachineArn")?;
         if state_machine != settings.state_machine_arn {
-            return Ok(Self::Ignore(format!("execution of another state machine ({state_machine})")));
+            return Ok(Self::Ignore(format!(
+                "execution of another state machine ({state_machine})"
+            )));
         }
         let execution_arn = text("executionArn")?.to_string();
         let status = ExecutionStatus::parse(text("status")?);
@@ -98,10 +106,19 @@ impl CompletionTrigger {
             .get("input")
             .and_then(Value::as_str)
             .and_then(|input| serde_json::from_str::<Value>(input).ok())
-            .and_then(|input| input.get("JobId").and_then(Value::as_str).map(str::to_string))
+            .and_then(|input| {
+                input
+                    .get("JobId")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .map(Ok)
             .unwrap_or_else(|| text("name").map(str::to_string))?;
-        Ok(Self::Finished(ExecutionEnded { execution_arn, status, job_id }))
+        Ok(Self::Finished(ExecutionEnded {
+            execution_arn,
+            status,
+            job_id,
+        }))
     }
 }
 
@@ -113,7 +130,9 @@ mod tests {
     fn settings() -> Settings {
         Settings::from_lookup(|k| {
             match k {
-                "STATE_MACHINE_ARN" => Some("arn:aws:states:us-east-1:123456789012:stateMachine:ec2-build"),
+                "STATE_MACHINE_ARN" => {
+                    Some("arn:aws:states:us-east-1:123456789012:stateMachine:ec2-build")
+                }
                 "ACTION_CATEGORY" => Some("Build"),
                 "ACTION_PROVIDER" => Some("EC2Build"),
                 "ACTION_VERSION" => Some("1"),
@@ -130,24 +149,45 @@ mod tests {
 
     #[test]
     fn our_started_action_sweeps() {
-        assert_eq!(PollerTrigger::classify(ACTION_STATE_CHANGE, &action_detail("EC2Build", "STARTED"), &settings()).unwrap(), PollerTrigger::Sweep);
+        assert_eq!(
+            PollerTrigger::classify(
+                ACTION_STATE_CHANGE,
+                &action_detail("EC2Build", "STARTED"),
+                &settings()
+            )
+            .unwrap(),
+            PollerTrigger::Sweep
+        );
     }
 
     #[test]
     fn other_action_type_is_ignored() {
-        let t = PollerTrigger::classify(ACTION_STATE_CHANGE, &action_detail("CodeBuild", "STARTED"), &settings()).unwrap();
+        let t = PollerTrigger::classify(
+            ACTION_STATE_CHANGE,
+            &action_detail("CodeBuild", "STARTED"),
+            &settings(),
+        )
+        .unwrap();
         assert!(matches!(t, PollerTrigger::Ignore(r) if r.contains("CodeBuild")));
     }
 
     #[test]
     fn finished_state_of_our_action_is_ignored() {
-        let t = PollerTrigger::classify(ACTION_STATE_CHANGE, &action_detail("EC2Build", "SUCCEEDED"), &settings()).unwrap();
+        let t = PollerTrigger::classify(
+            ACTION_STATE_CHANGE,
+            &action_detail("EC2Build", "SUCCEEDED"),
+            &settings(),
+        )
+        .unwrap();
         assert!(matches!(t, PollerTrigger::Ignore(_)));
     }
 
     #[test]
     fn scheduled_event_sweeps() {
-        assert_eq!(PollerTrigger::classify(SCHEDULED_EVENT, &json!({}), &settings()).unwrap(), PollerTrigger::Sweep);
+        assert_eq!(
+            PollerTrigger::classify(SCHEDULED_EVENT, &json!({}), &settings()).unwrap(),
+            PollerTrigger::Sweep
+        );
     }
 
     #[test]
@@ -158,7 +198,12 @@ mod tests {
 
     #[test]
     fn action_event_without_type_is_an_error() {
-        let e = PollerTrigger::classify(ACTION_STATE_CHANGE, &json!({"state": "STARTED"}), &settings()).unwrap_err();
+        let e = PollerTrigger::classify(
+            ACTION_STATE_CHANGE,
+            &json!({"state": "STARTED"}),
+            &settings(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("detail.type"), "{e}");
     }
 
@@ -173,7 +218,8 @@ mod tests {
         assert_eq!(
             t,
             CompletionTrigger::Finished(ExecutionEnded {
-                execution_arn: "arn:aws:states:us-east-1:123456789012:execution:ec2-build:job-1".into(),
+                execution_arn: "arn:aws:states:us-east-1:123456789012:execution:ec2-build:job-1"
+                    .into(),
                 status: ExecutionStatus::Aborted,
                 job_id: "job-1".into()
             })
@@ -187,16 +233,24 @@ mod tests {
             "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:ec2-build",
             "name": "job-1", "status": "RUNNING"
         });
-        assert!(matches!(CompletionTrigger::classify(EXECUTION_STATUS_CHANGE, &detail, &settings()).unwrap(), CompletionTrigger::Ignore(_)));
+        assert!(matches!(
+            CompletionTrigger::classify(EXECUTION_STATUS_CHANGE, &detail, &settings()).unwrap(),
+            CompletionTrigger::Ignore(_)
+        ));
         detail["status"] = json!("SUCCEEDED");
-        detail["stateMachineArn"] = json!("arn:aws:states:us-east-1:123456789012:stateMachine:other");
-        assert!(matches!(CompletionTrigger::classify(EXECUTION_STATUS_CHANGE, &detail, &settings()).unwrap(), CompletionTrigger::Ignore(_)));
+        detail["stateMachineArn"] =
+            json!("arn:aws:states:us-east-1:123456789012:stateMachine:other");
+        assert!(matches!(
+            CompletionTrigger::classify(EXECUTION_STATUS_CHANGE, &detail, &settings()).unwrap(),
+            CompletionTrigger::Ignore(_)
+        ));
     }
 
     #[test]
     fn execution_event_without_arn_is_an_error() {
         let detail = json!({"stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:ec2-build", "status": "FAILED"});
-        let e = CompletionTrigger::classify(EXECUTION_STATUS_CHANGE, &detail, &settings()).unwrap_err();
+        let e =
+            CompletionTrigger::classify(EXECUTION_STATUS_CHANGE, &detail, &settings()).unwrap_err();
         assert!(e.to_string().contains("detail.executionArn"), "{e}");
     }
 }

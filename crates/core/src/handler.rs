@@ -14,13 +14,26 @@ use tracing::{field, info, warn, Instrument};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutcome {
     /// A new job: its execution runs, CodePipeline will come back with a continuation job.
-    Started { job_id: String, execution_arn: String },
+    Started {
+        job_id: String,
+        execution_arn: String,
+    },
     /// The execution still runs: continued again.
-    Continued { job_id: String, execution_arn: String },
+    Continued {
+        job_id: String,
+        execution_arn: String,
+    },
     /// Final success reported.
-    Succeeded { job_id: String, execution_arn: String },
+    Succeeded {
+        job_id: String,
+        execution_arn: String,
+    },
     /// Final failure reported.
-    Failed { job_id: String, execution_arn: Option<String>, message: String },
+    Failed {
+        job_id: String,
+        execution_arn: Option<String>,
+        message: String,
+    },
     /// Not ours to work on (acknowledged by another worker), or answered by another worker.
     Skipped { job_id: String, reason: String },
     /// We could not answer; the error says why.
@@ -79,7 +92,11 @@ pub struct JobHandler<P, S> {
 
 impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
     pub fn new(pipeline: P, steps: S, settings: Settings) -> Self {
-        Self { pipeline, steps, settings }
+        Self {
+            pipeline,
+            steps,
+            settings,
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -103,7 +120,11 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
         let mut summary = BatchSummary::default();
         let mut seen_tokens = HashSet::new();
         while summary.polls < self.settings.poll_max_rounds {
-            let jobs = match self.pipeline.poll_for_jobs(self.settings.poll_batch_size).await {
+            let jobs = match self
+                .pipeline
+                .poll_for_jobs(self.settings.poll_batch_size)
+                .await
+            {
                 Ok(jobs) => jobs,
                 Err(e) if summary.polls == 0 => return Err(e),
                 Err(e) => {
@@ -150,15 +171,24 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
             Ok(AckStatus::InProgress) => {}
             Ok(AckStatus::Other(status)) => {
                 info!(%status, "job not acknowledged as InProgress; leaving it");
-                return JobOutcome::Skipped { job_id, reason: format!("AcknowledgeJob returned {status}") };
+                return JobOutcome::Skipped {
+                    job_id,
+                    reason: format!("AcknowledgeJob returned {status}"),
+                };
             }
             Err(Error::InvalidNonce(_)) => {
                 info!("another worker owns the job");
-                return JobOutcome::Skipped { job_id, reason: "invalid nonce: another worker owns the job".into() };
+                return JobOutcome::Skipped {
+                    job_id,
+                    reason: "invalid nonce: another worker owns the job".into(),
+                };
             }
             Err(e) => {
                 warn!(error = %e, "AcknowledgeJob failed; the job stays queued for the next sweep");
-                return JobOutcome::Skipped { job_id, reason: format!("AcknowledgeJob failed: {e}") };
+                return JobOutcome::Skipped {
+                    job_id,
+                    reason: format!("AcknowledgeJob failed: {e}"),
+                };
             }
         }
         let (report, new_job) = match &job.data.continuation_token {
@@ -170,7 +200,10 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
 
     /// A new job: validate, start the execution named after the job, continue with its ARN.
     async fn start_build(&self, job: &Job) -> JobReport {
-        let spec = match BuildSpec::from_configuration(&job.data.configuration, job.data.output_artifacts.len()) {
+        let spec = match BuildSpec::from_configuration(
+            &job.data.configuration,
+            job.data.output_artifacts.len(),
+        ) {
             Ok(spec) => spec,
             Err(e) => {
                 info!(property = e.property, "invalid action configuration");
@@ -178,7 +211,10 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
             }
         };
         if !is_execution_name(&job.id) {
-            return JobReport::Fail(FailureReport::job(format!("job id {:?} cannot name an execution", job.id), None));
+            return JobReport::Fail(FailureReport::job(
+                format!("job id {:?} cannot name an execution", job.id),
+                None,
+            ));
         }
         let input = match ExecutionInput::new(job, &spec, self.settings.heartbeat_seconds) {
             Ok(input) => input,
@@ -218,7 +254,10 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
         tracing::Span::current().record("execution_arn", token);
         if !token.starts_with(&self.settings.execution_arn("")) {
             return JobReport::Fail(FailureReport::job(
-                format!("the continuation token {token:?} is not an execution of {}", self.settings.state_machine_arn),
+                format!(
+                    "the continuation token {token:?} is not an execution of {}",
+                    self.settings.state_machine_arn
+                ),
                 None,
             ));
         }
@@ -241,7 +280,10 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
             Err(e) => {
                 warn!(error = %e, "DescribeExecution failed; continuing so the next job checks again");
                 JobReport::Continue(crate::SuccessReport {
-                    summary: report::truncate_end(&format!("Build status unknown for now ({e}); checking again"), report::MAX_SUMMARY_LEN),
+                    summary: report::truncate_end(
+                        &format!("Build status unknown for now ({e}); checking again"),
+                        report::MAX_SUMMARY_LEN,
+                    ),
                     external_execution_id: token.to_string(),
                     percent_complete: None,
                     continuation_token: Some(token.to_string()),
@@ -259,19 +301,38 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
                 let arn = r.external_execution_id.clone();
                 let result = self.pipeline.put_job_success(&job_id, &r).await;
                 let outcome = if new_job {
-                    JobOutcome::Started { job_id: job_id.clone(), execution_arn: arn }
+                    JobOutcome::Started {
+                        job_id: job_id.clone(),
+                        execution_arn: arn,
+                    }
                 } else {
-                    JobOutcome::Continued { job_id: job_id.clone(), execution_arn: arn }
+                    JobOutcome::Continued {
+                        job_id: job_id.clone(),
+                        execution_arn: arn,
+                    }
                 };
                 (result, outcome)
             }
             JobReport::Succeed(r) => {
                 let result = self.pipeline.put_job_success(&job_id, &r).await;
-                (result, JobOutcome::Succeeded { job_id: job_id.clone(), execution_arn: r.external_execution_id })
+                (
+                    result,
+                    JobOutcome::Succeeded {
+                        job_id: job_id.clone(),
+                        execution_arn: r.external_execution_id,
+                    },
+                )
             }
             JobReport::Fail(r) => {
                 let result = self.pipeline.put_job_failure(&job_id, &r).await;
-                (result, JobOutcome::Failed { job_id: job_id.clone(), execution_arn: r.external_execution_id, message: r.message })
+                (
+                    result,
+                    JobOutcome::Failed {
+                        job_id: job_id.clone(),
+                        execution_arn: r.external_execution_id,
+                        message: r.message,
+                    },
+                )
             }
         };
         match result {
@@ -281,11 +342,17 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
             }
             Err(Error::InvalidJobState(_)) => {
                 info!("job was already answered by another worker");
-                JobOutcome::Skipped { job_id, reason: "already answered".into() }
+                JobOutcome::Skipped {
+                    job_id,
+                    reason: "already answered".into(),
+                }
             }
             Err(e) => {
                 warn!(error = %e, "could not answer the job");
-                JobOutcome::Unanswered { job_id, error: e.to_string() }
+                JobOutcome::Unanswered {
+                    job_id,
+                    error: e.to_string(),
+                }
             }
         }
     }
@@ -294,12 +361,22 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
     /// flow could not. Polls a bounded number of times for the continuation job carrying the
     /// execution ARN, handling every job it receives on the way; when none appears, reports on
     /// the job that started the execution, in case that job was never continued.
-    pub async fn finish_execution(&self, ended: &ExecutionEnded, instances: &dyn Instances) -> Result<CompletionSummary, Error> {
+    pub async fn finish_execution(
+        &self,
+        ended: &ExecutionEnded,
+        instances: &dyn Instances,
+    ) -> Result<CompletionSummary, Error> {
         let span = tracing::info_span!("execution", execution_arn = %ended.execution_arn, job_id = %ended.job_id);
-        self.finish_execution_inner(ended, instances).instrument(span).await
+        self.finish_execution_inner(ended, instances)
+            .instrument(span)
+            .await
     }
 
-    async fn finish_execution_inner(&self, ended: &ExecutionEnded, instances: &dyn Instances) -> Result<CompletionSummary, Error> {
+    async fn finish_execution_inner(
+        &self,
+        ended: &ExecutionEnded,
+        instances: &dyn Instances,
+    ) -> Result<CompletionSummary, Error> {
         let mut summary = CompletionSummary::default();
         let mut delay = self.settings.completion_poll_delay;
         for attempt in 0..self.settings.completion_poll_attempts {
@@ -307,14 +384,20 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
-            let jobs = match self.pipeline.poll_for_jobs(self.settings.poll_batch_size).await {
+            let jobs = match self
+                .pipeline
+                .poll_for_jobs(self.settings.poll_batch_size)
+                .await
+            {
                 Ok(jobs) => jobs,
                 Err(e) => {
                     warn!(error = %e, attempt, "PollForJobs failed");
                     continue;
                 }
             };
-            let ours = jobs.iter().any(|j| j.data.continuation_token.as_deref() == Some(ended.execution_arn.as_str()));
+            let ours = jobs.iter().any(|j| {
+                j.data.continuation_token.as_deref() == Some(ended.execution_arn.as_str())
+            });
             summary.outcomes.extend(self.handle_jobs(jobs).await);
             if ours {
                 summary.reported = Reported::ContinuationJob;
@@ -331,13 +414,21 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
                         summary.outcomes.push(outcome);
                     }
                     other => {
-                        info!(?other, "continuation job not seen in time; the scheduled sweep will report it");
+                        info!(
+                            ?other,
+                            "continuation job not seen in time; the scheduled sweep will report it"
+                        );
                     }
                 }
             }
         }
-        if matches!(ended.status, ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted) {
-            summary.released = instances.release_for_execution(&ended.execution_arn).await?;
+        if matches!(
+            ended.status,
+            ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted
+        ) {
+            summary.released = instances
+                .release_for_execution(&ended.execution_arn)
+                .await?;
             if !summary.released.is_empty() {
                 info!(instances = ?summary.released, "terminated instances left by the execution");
             }
@@ -359,5 +450,9 @@ fn outcome_name(outcome: &JobOutcome) -> &'static str {
 
 /// Step Functions execution names: 1–80 characters, no blanks or special characters.
 fn is_execution_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 80 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !name.is_empty()
+        && name.len() <= 80
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

@@ -115,21 +115,36 @@ fn artifact_list(direction: &str, artifacts: &[Artifact]) -> Result<String, Erro
     let mut entries = Vec::with_capacity(artifacts.len());
     for artifact in artifacts {
         let location = artifact.location.as_ref().ok_or_else(|| {
-            Error::JobData(format!("{direction} artifact {:?} has no S3 location", artifact.name))
+            Error::JobData(format!(
+                "{direction} artifact {:?} has no S3 location",
+                artifact.name
+            ))
         })?;
         let name_ok = !artifact.name.is_empty()
-            && artifact.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && artifact
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         let bucket_ok = !location.bucket.is_empty()
-            && location.bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+            && location
+                .bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
         let key_ok = !location.key.is_empty()
-            && location.key.bytes().all(|b| b.is_ascii_graphic() && b != b'=' && b != b'\\');
+            && location
+                .key
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'=' && b != b'\\');
         if !(name_ok && bucket_ok && key_ok) {
             return Err(Error::JobData(format!(
                 "{direction} artifact {:?} has a name or S3 location (s3://{}/{}) the build cannot use",
                 artifact.name, location.bucket, location.key
             )));
         }
-        entries.push(format!("{}=s3://{}/{}", artifact.name, location.bucket, location.key));
+        entries.push(format!(
+            "{}=s3://{}/{}",
+            artifact.name, location.bucket, location.key
+        ));
     }
     Ok(entries.join(" "))
 }
@@ -152,14 +167,20 @@ mod tests {
         .collect();
         let artifact = |name: &str, key: &str| Artifact {
             name: name.into(),
-            location: Some(ArtifactLocation { bucket: "artifacts-bucket".into(), key: key.into() }),
+            location: Some(ArtifactLocation {
+                bucket: "artifacts-bucket".into(),
+                key: key.into(),
+            }),
         };
         Job {
             id: "11111111-2222-3333-4444-555555555555".into(),
             nonce: "1".into(),
             data: JobData {
                 configuration,
-                input_artifacts: vec![artifact("SourceOutput", "app/SourceOutp/abc"), artifact("Tools", "app/Tools/def")],
+                input_artifacts: vec![
+                    artifact("SourceOutput", "app/SourceOutp/abc"),
+                    artifact("Tools", "app/Tools/def"),
+                ],
                 output_artifacts: vec![artifact("BuildOutput", "app/BuildOutpu/xyz")],
                 pipeline: PipelineContext {
                     pipeline_name: "app".into(),
@@ -180,17 +201,30 @@ mod tests {
         let input = ExecutionInput::new(&job, &spec, 300).unwrap();
         let json: serde_json::Value = serde_json::from_str(&input.to_json()).unwrap();
         assert_eq!(json["JobId"], job.id.as_str());
-        assert_eq!(json["Instance"]["InstanceTypes"], serde_json::json!(["m5.large", "m5a.large"]));
+        assert_eq!(
+            json["Instance"]["InstanceTypes"],
+            serde_json::json!(["m5.large", "m5a.large"])
+        );
         assert_eq!(json["Instance"]["Capacity"], "on-demand");
         assert_eq!(
             json["Build"]["InputArtifacts"],
             "SourceOutput=s3://artifacts-bucket/app/SourceOutp/abc Tools=s3://artifacts-bucket/app/Tools/def"
         );
-        assert_eq!(json["Build"]["OutputArtifacts"], "BuildOutput=s3://artifacts-bucket/app/BuildOutpu/xyz");
+        assert_eq!(
+            json["Build"]["OutputArtifacts"],
+            "BuildOutput=s3://artifacts-bucket/app/BuildOutpu/xyz"
+        );
         assert_eq!(json["Build"]["TimeoutSeconds"], "3600");
-        assert_eq!(json["Build"]["KmsKeyId"], "arn:aws:kms:eu-west-1:123456789012:key/k");
+        assert_eq!(
+            json["Build"]["KmsKeyId"],
+            "arn:aws:kms:eu-west-1:123456789012:key/k"
+        );
         assert_eq!(json["Timeouts"]["BuildSeconds"], 3900);
-        assert!(json["Build"].as_object().unwrap().values().all(|v| v.is_string()));
+        assert!(json["Build"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|v| v.is_string()));
     }
 
     #[test]
@@ -209,7 +243,10 @@ mod tests {
         job.data.input_artifacts[0].location = None;
         let spec = BuildSpec::from_configuration(&job.data.configuration, 1).unwrap();
         let err = ExecutionInput::new(&job, &spec, 300).unwrap_err();
-        assert_eq!(err, Error::JobData("input artifact \"SourceOutput\" has no S3 location".into()));
+        assert_eq!(
+            err,
+            Error::JobData("input artifact \"SourceOutput\" has no S3 location".into())
+        );
     }
 
     #[test]
@@ -217,6 +254,9 @@ mod tests {
         let mut job = job();
         job.data.output_artifacts[0].location.as_mut().unwrap().key = "a b".into();
         let spec = BuildSpec::from_configuration(&job.data.configuration, 1).unwrap();
-        assert!(matches!(ExecutionInput::new(&job, &spec, 300), Err(Error::JobData(_))));
+        assert!(matches!(
+            ExecutionInput::new(&job, &spec, 300),
+            Err(Error::JobData(_))
+        ));
     }
 }

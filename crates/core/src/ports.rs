@@ -54,7 +54,10 @@ impl ExecutionStatus {
     }
 
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::TimedOut | Self::Aborted)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::TimedOut | Self::Aborted
+        )
     }
 }
 

@@ -52,12 +52,20 @@ pub enum JobReport {
 impl FailureReport {
     /// The action configuration is invalid: nothing was started.
     pub fn configuration(error: &ConfigError) -> Self {
-        Self { kind: FailureKind::ConfigurationError, message: truncate_end(&format!("EC2 Build: {error}"), MAX_MESSAGE_LEN), external_execution_id: None }
+        Self {
+            kind: FailureKind::ConfigurationError,
+            message: truncate_end(&format!("EC2 Build: {error}"), MAX_MESSAGE_LEN),
+            external_execution_id: None,
+        }
     }
 
     /// The job could not be turned into a build (bad job data, failed start).
     pub fn job(message: impl AsRef<str>, execution_arn: Option<String>) -> Self {
-        Self { kind: FailureKind::JobFailed, message: truncate_end(&format!("EC2 Build: {}", message.as_ref()), MAX_MESSAGE_LEN), external_execution_id: execution_arn }
+        Self {
+            kind: FailureKind::JobFailed,
+            message: truncate_end(&format!("EC2 Build: {}", message.as_ref()), MAX_MESSAGE_LEN),
+            external_execution_id: execution_arn,
+        }
     }
 }
 
@@ -65,7 +73,10 @@ impl FailureReport {
 pub fn started(execution_arn: &str, settings: &Settings) -> SuccessReport {
     SuccessReport {
         summary: truncate_end(
-            &format!("Build started: {}", settings.execution_console_url(execution_arn)),
+            &format!(
+                "Build started: {}",
+                settings.execution_console_url(execution_arn)
+            ),
             MAX_SUMMARY_LEN,
         ),
         external_execution_id: execution_arn.to_string(),
@@ -76,7 +87,11 @@ pub fn started(execution_arn: &str, settings: &Settings) -> SuccessReport {
 }
 
 /// The report for a continuation job, from the execution's state.
-pub fn for_execution(execution: &ExecutionDescription, current_state: Option<&str>, settings: &Settings) -> JobReport {
+pub fn for_execution(
+    execution: &ExecutionDescription,
+    current_state: Option<&str>,
+    settings: &Settings,
+) -> JobReport {
     let arn = &execution.arn;
     let link = settings.execution_console_url(arn);
     match &execution.status {
@@ -95,7 +110,7 @@ pub fn for_execution(execution: &ExecutionDescription, current_state: Option<&st
             match outcome {
                 Some(out) if out.status.eq_ignore_ascii_case("FAILED") => JobReport::Fail(FailureReport {
                     kind: FailureKind::JobFailed,
-                    message: failure_message(&out.as_failure(), &link),
+                    message: failure_message(&out.details, &link),
                     external_execution_id: Some(arn.clone()),
                 }),
                 Some(out) => JobReport::Succeed(success_report(&out, execution, &link)),
@@ -155,26 +170,10 @@ fn percent_for_state(state: &str) -> i32 {
 #[serde(rename_all = "PascalCase", default)]
 struct ExecutionOutput {
     status: String,
-    stage: Option<String>,
-    error: Option<String>,
-    cause: Option<serde_json::Value>,
-    instance_id: Option<String>,
-    command_id: Option<String>,
-    log: Option<LogLocation>,
+    /// Stage, error, cause, instance, command and log: the same fields as a failure's cause.
+    #[serde(flatten)]
+    details: FailureCause,
     build: Option<BuildResult>,
-}
-
-impl ExecutionOutput {
-    fn as_failure(&self) -> FailureCause {
-        FailureCause {
-            stage: self.stage.clone(),
-            error: self.error.clone(),
-            cause: self.cause.clone(),
-            instance_id: self.instance_id.clone(),
-            command_id: self.command_id.clone(),
-            log: self.log.clone(),
-        }
-    }
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -212,16 +211,20 @@ struct FailureCause {
     log: Option<LogLocation>,
 }
 
-fn success_report(out: &ExecutionOutput, execution: &ExecutionDescription, link: &str) -> SuccessReport {
+fn success_report(
+    out: &ExecutionOutput,
+    execution: &ExecutionDescription,
+    link: &str,
+) -> SuccessReport {
     let mut parts = vec!["Build succeeded".to_string()];
-    if let Some(id) = &out.instance_id {
+    if let Some(id) = &out.details.instance_id {
         parts[0].push_str(&format!(" on {id}"));
     }
     if let Some(seconds) = execution.duration_seconds {
         parts[0].push_str(&format!(" in {}m{:02}s", seconds / 60, seconds % 60));
     }
     let mut variables = BTreeMap::from([("ExecutionArn".to_string(), execution.arn.clone())]);
-    if let Some(id) = &out.instance_id {
+    if let Some(id) = &out.details.instance_id {
         variables.insert("InstanceId".into(), id.clone());
     }
     if let Some(build) = &out.build {
@@ -230,7 +233,11 @@ fn success_report(out: &ExecutionOutput, execution: &ExecutionDescription, link:
             parts.push(format!("outputs: {}", names.join(", ")));
         }
         if let Some(uri) = &build.image_uri {
-            let digest = build.image_digest.as_deref().map(|d| format!("@{d}")).unwrap_or_default();
+            let digest = build
+                .image_digest
+                .as_deref()
+                .map(|d| format!("@{d}"))
+                .unwrap_or_default();
             parts.push(format!("image: {uri}{digest}"));
             variables.insert("ImageUri".into(), uri.clone());
         }
@@ -239,10 +246,13 @@ fn success_report(out: &ExecutionOutput, execution: &ExecutionDescription, link:
         }
         if !build.packages.is_empty() {
             parts.push(format!("packages: {}", build.packages.join(", ")));
-            variables.insert("Packages".into(), truncate_end(&build.packages.join(","), 1000));
+            variables.insert(
+                "Packages".into(),
+                truncate_end(&build.packages.join(","), 1000),
+            );
         }
     }
-    if let Some(log) = &out.log {
+    if let Some(log) = &out.details.log {
         if let (Some(group), Some(stream)) = (&log.group, &log.stream) {
             parts.push(format!("log: {group} {stream}"));
         }
@@ -280,7 +290,11 @@ fn failure_message(failure: &FailureCause, link: &str) -> String {
     }
     let head = truncate_end(&head, MAX_MESSAGE_LEN / 2);
     let room = MAX_MESSAGE_LEN.saturating_sub(head.chars().count() + footer.chars().count() + 20);
-    let tail = if tail.is_empty() { String::new() } else { format!("\nLast output:\n{}", keep_end(&tail, room)) };
+    let tail = if tail.is_empty() {
+        String::new()
+    } else {
+        format!("\nLast output:\n{}", keep_end(&tail, room))
+    };
     truncate_end(&format!("{head}{tail}{footer}"), MAX_MESSAGE_LEN)
 }
 
@@ -289,13 +303,15 @@ fn describe_cause(cause: Option<&serde_json::Value>) -> (String, String) {
     let parsed;
     let value = match cause {
         None => return (String::new(), String::new()),
-        Some(serde_json::Value::String(text)) => match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(v @ serde_json::Value::Object(_)) => {
-                parsed = v;
-                &parsed
+        Some(serde_json::Value::String(text)) => {
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(v @ serde_json::Value::Object(_)) => {
+                    parsed = v;
+                    &parsed
+                }
+                _ => return (text.trim().to_string(), String::new()),
             }
-            _ => return (text.trim().to_string(), String::new()),
-        },
+        }
         Some(other) => other,
     };
     let Some(object) = value.as_object() else {
@@ -306,15 +322,29 @@ fn describe_cause(cause: Option<&serde_json::Value>) -> (String, String) {
         sentence.push(format!("step {step}"));
     }
     if let Some(code) = object.get("ExitCode").filter(|v| !v.is_null()) {
-        sentence.push(format!("exit code {}", code.as_i64().map(|c| c.to_string()).unwrap_or_else(|| code.to_string())));
+        sentence.push(format!(
+            "exit code {}",
+            code.as_i64()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| code.to_string())
+        ));
     }
-    if let Some(message) = object.get("Message").and_then(|v| v.as_str()).filter(|m| !m.is_empty()) {
+    if let Some(message) = object
+        .get("Message")
+        .and_then(|v| v.as_str())
+        .filter(|m| !m.is_empty())
+    {
         sentence.push(message.trim().to_string());
     }
     if sentence.is_empty() {
         sentence.push(value.to_string());
     }
-    let tail = object.get("Tail").and_then(|v| v.as_str()).unwrap_or("").trim_end().to_string();
+    let tail = object
+        .get("Tail")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .trim_end()
+        .to_string();
     (sentence.join(", "), tail)
 }
 
@@ -345,8 +375,13 @@ mod tests {
 
     fn settings() -> Settings {
         Settings {
-            action_type: ActionType { category: "Build".into(), provider: "EC2Build".into(), version: "1".into() },
-            state_machine_arn: "arn:aws:states:eu-west-1:123456789012:stateMachine:ec2-build".into(),
+            action_type: ActionType {
+                category: "Build".into(),
+                provider: "EC2Build".into(),
+                version: "1".into(),
+            },
+            state_machine_arn: "arn:aws:states:eu-west-1:123456789012:stateMachine:ec2-build"
+                .into(),
             poll_batch_size: 10,
             poll_max_rounds: 10,
             job_concurrency: 4,
@@ -359,7 +394,12 @@ mod tests {
 
     const ARN: &str = "arn:aws:states:eu-west-1:123456789012:execution:ec2-build:job-1";
 
-    fn execution(status: ExecutionStatus, output: Option<&str>, error: Option<&str>, cause: Option<&str>) -> ExecutionDescription {
+    fn execution(
+        status: ExecutionStatus,
+        output: Option<&str>,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> ExecutionDescription {
         ExecutionDescription {
             arn: ARN.into(),
             status,
@@ -372,8 +412,14 @@ mod tests {
 
     #[test]
     fn running_execution_continues_with_its_state() {
-        let report = for_execution(&execution(ExecutionStatus::Running, None, None, None), Some("RunBuild"), &settings());
-        let JobReport::Continue(r) = report else { panic!("{report:?}") };
+        let report = for_execution(
+            &execution(ExecutionStatus::Running, None, None, None),
+            Some("RunBuild"),
+            &settings(),
+        );
+        let JobReport::Continue(r) = report else {
+            panic!("{report:?}")
+        };
         assert_eq!(r.continuation_token.as_deref(), Some(ARN));
         assert!(r.summary.starts_with("Running: RunBuild."), "{}", r.summary);
         assert_eq!(r.percent_complete, Some(50));
@@ -387,14 +433,29 @@ mod tests {
             "Build":{"Outputs":[{"Name":"BuildOutput","Bucket":"b","Key":"k"}],
                      "ImageUri":"123.dkr.ecr.eu-west-1.amazonaws.com/app:1","ImageDigest":"sha256:abc",
                      "Packages":["win-64/pkg-1.0-0.conda"]}}"#;
-        let report = for_execution(&execution(ExecutionStatus::Succeeded, Some(output), None, None), None, &settings());
-        let JobReport::Succeed(r) = report else { panic!("{report:?}") };
+        let report = for_execution(
+            &execution(ExecutionStatus::Succeeded, Some(output), None, None),
+            None,
+            &settings(),
+        );
+        let JobReport::Succeed(r) = report else {
+            panic!("{report:?}")
+        };
         assert_eq!(r.continuation_token, None);
         assert_eq!(r.percent_complete, Some(100));
         assert!(r.summary.contains("on i-0abc in 2m05s"), "{}", r.summary);
         assert!(r.summary.contains("outputs: BuildOutput"), "{}", r.summary);
-        assert!(r.summary.contains("image: 123.dkr.ecr.eu-west-1.amazonaws.com/app:1@sha256:abc"), "{}", r.summary);
-        assert!(r.summary.contains("packages: win-64/pkg-1.0-0.conda"), "{}", r.summary);
+        assert!(
+            r.summary
+                .contains("image: 123.dkr.ecr.eu-west-1.amazonaws.com/app:1@sha256:abc"),
+            "{}",
+            r.summary
+        );
+        assert!(
+            r.summary.contains("packages: win-64/pkg-1.0-0.conda"),
+            "{}",
+            r.summary
+        );
         assert_eq!(r.output_variables["ImageDigest"], "sha256:abc");
         assert_eq!(r.output_variables["ExecutionArn"], ARN);
     }
@@ -407,31 +468,81 @@ mod tests {
             "Log": {"Group": "/ec2-build/builds", "Stream": "c-1/i-0abc/aws-runShellScript/stdout"}
         })
         .to_string();
-        let report = for_execution(&execution(ExecutionStatus::Failed, None, Some("BuildFailed"), Some(&cause)), None, &settings());
-        let JobReport::Fail(r) = report else { panic!("{report:?}") };
+        let report = for_execution(
+            &execution(
+                ExecutionStatus::Failed,
+                None,
+                Some("BuildFailed"),
+                Some(&cause),
+            ),
+            None,
+            &settings(),
+        );
+        let JobReport::Fail(r) = report else {
+            panic!("{report:?}")
+        };
         assert_eq!(r.kind, FailureKind::JobFailed);
-        assert!(r.message.starts_with("EC2 Build failed at stage build (BuildFailed): step build, exit code 2"), "{}", r.message);
-        assert!(r.message.contains("Last output:\ncompiling\nerror: boom"), "{}", r.message);
-        assert!(r.message.contains("Execution: https://eu-west-1.console.aws.amazon.com/states/"), "{}", r.message);
-        assert!(r.message.contains("Log: group /ec2-build/builds, stream c-1/i-0abc/aws-runShellScript/stdout"), "{}", r.message);
+        assert!(
+            r.message.starts_with(
+                "EC2 Build failed at stage build (BuildFailed): step build, exit code 2"
+            ),
+            "{}",
+            r.message
+        );
+        assert!(
+            r.message.contains("Last output:\ncompiling\nerror: boom"),
+            "{}",
+            r.message
+        );
+        assert!(
+            r.message
+                .contains("Execution: https://eu-west-1.console.aws.amazon.com/states/"),
+            "{}",
+            r.message
+        );
+        assert!(
+            r.message.contains(
+                "Log: group /ec2-build/builds, stream c-1/i-0abc/aws-runShellScript/stdout"
+            ),
+            "{}",
+            r.message
+        );
     }
 
     #[test]
     fn failed_execution_with_plain_cause_keeps_the_text() {
         let report = for_execution(
-            &execution(ExecutionStatus::Failed, None, Some("States.Runtime"), Some("An error occurred while executing the state")),
+            &execution(
+                ExecutionStatus::Failed,
+                None,
+                Some("States.Runtime"),
+                Some("An error occurred while executing the state"),
+            ),
             None,
             &settings(),
         );
-        let JobReport::Fail(r) = report else { panic!("{report:?}") };
-        assert!(r.message.starts_with("EC2 Build failed at stage unknown (States.Runtime): An error occurred"), "{}", r.message);
+        let JobReport::Fail(r) = report else {
+            panic!("{report:?}")
+        };
+        assert!(
+            r.message.starts_with(
+                "EC2 Build failed at stage unknown (States.Runtime): An error occurred"
+            ),
+            "{}",
+            r.message
+        );
     }
 
     #[test]
     fn timed_out_and_aborted_executions_fail_the_job() {
-        for (status, word) in [(ExecutionStatus::TimedOut, "timed out"), (ExecutionStatus::Aborted, "aborted")] {
+        for (status, word) in [
+            (ExecutionStatus::TimedOut, "timed out"),
+            (ExecutionStatus::Aborted, "aborted"),
+        ] {
             let report = for_execution(&execution(status, None, None, None), None, &settings());
-            let JobReport::Fail(r) = report else { panic!("{report:?}") };
+            let JobReport::Fail(r) = report else {
+                panic!("{report:?}")
+            };
             assert!(r.message.contains(word), "{}", r.message);
             assert_eq!(r.external_execution_id.as_deref(), Some(ARN));
         }
@@ -440,17 +551,34 @@ mod tests {
     #[test]
     fn succeeded_execution_whose_output_says_failed_is_a_failure() {
         let output = r#"{"Status":"FAILED","Stage":"release","Error":"ReleaseFailed","Cause":"TerminateInstances denied"}"#;
-        let report = for_execution(&execution(ExecutionStatus::Succeeded, Some(output), None, None), None, &settings());
-        let JobReport::Fail(r) = report else { panic!("{report:?}") };
-        assert!(r.message.contains("stage release (ReleaseFailed): TerminateInstances denied"), "{}", r.message);
+        let report = for_execution(
+            &execution(ExecutionStatus::Succeeded, Some(output), None, None),
+            None,
+            &settings(),
+        );
+        let JobReport::Fail(r) = report else {
+            panic!("{report:?}")
+        };
+        assert!(
+            r.message
+                .contains("stage release (ReleaseFailed): TerminateInstances denied"),
+            "{}",
+            r.message
+        );
     }
 
     #[test]
     fn long_output_is_cut_from_the_front_and_message_fits() {
         let tail = format!("{}\nTHE END", "x".repeat(20_000));
         let cause = serde_json::json!({"Stage":"build","Error":"BuildFailed","Cause":{"ExitCode":1,"Tail":tail}}).to_string();
-        let report = for_execution(&execution(ExecutionStatus::Failed, None, None, Some(&cause)), None, &settings());
-        let JobReport::Fail(r) = report else { panic!("{report:?}") };
+        let report = for_execution(
+            &execution(ExecutionStatus::Failed, None, None, Some(&cause)),
+            None,
+            &settings(),
+        );
+        let JobReport::Fail(r) = report else {
+            panic!("{report:?}")
+        };
         assert!(r.message.chars().count() <= MAX_MESSAGE_LEN);
         assert!(r.message.contains("THE END"));
         assert!(r.message.contains("Execution: https://"));

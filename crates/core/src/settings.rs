@@ -37,10 +37,12 @@ impl Settings {
     /// Reads the settings through `var` (normally `std::env::var`), so tests need no environment.
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let required = |name: &'static str| {
-            var(name).filter(|v| !v.trim().is_empty()).ok_or(Error::Setting {
-                name,
-                problem: "is not set".into(),
-            })
+            var(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(Error::Setting {
+                    name,
+                    problem: "is not set".into(),
+                })
         };
         let number = |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, Error> {
             match var(name).filter(|v| !v.trim().is_empty()) {
@@ -78,13 +80,23 @@ impl Settings {
             heartbeat_seconds: number("BUILD_HEARTBEAT_SECONDS", 300, 60, 3600)? as u32,
             console_region,
             completion_poll_attempts: number("COMPLETION_POLL_ATTEMPTS", 6, 1, 20)? as u32,
-            completion_poll_delay: Duration::from_millis(number("COMPLETION_POLL_DELAY_MS", 250, 10, 5000)?),
+            completion_poll_delay: Duration::from_millis(number(
+                "COMPLETION_POLL_DELAY_MS",
+                250,
+                10,
+                5000,
+            )?),
         })
     }
 
     /// ARN an execution named `name` of our state machine has.
     pub fn execution_arn(&self, name: &str) -> String {
-        format!("{}:{}", self.state_machine_arn.replacen(":stateMachine:", ":execution:", 1), name)
+        format!(
+            "{}:{}",
+            self.state_machine_arn
+                .replacen(":stateMachine:", ":execution:", 1),
+            name
+        )
     }
 
     /// Console page of an execution (the same page the action's ExecutionUrlTemplate opens).
@@ -106,12 +118,18 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
     const BASE: [(&str, &str); 4] = [
-        ("STATE_MACHINE_ARN", "arn:aws:states:eu-west-1:123456789012:stateMachine:ec2-build"),
+        (
+            "STATE_MACHINE_ARN",
+            "arn:aws:states:eu-west-1:123456789012:stateMachine:ec2-build",
+        ),
         ("ACTION_CATEGORY", "Build"),
         ("ACTION_PROVIDER", "EC2Build"),
         ("ACTION_VERSION", "1"),
@@ -131,7 +149,13 @@ mod tests {
     #[test]
     fn missing_variable_is_named() {
         let err = Settings::from_lookup(lookup(&BASE[..3])).unwrap_err();
-        assert_eq!(err, Error::Setting { name: "ACTION_VERSION", problem: "is not set".into() });
+        assert_eq!(
+            err,
+            Error::Setting {
+                name: "ACTION_VERSION",
+                problem: "is not set".into()
+            }
+        );
     }
 
     #[test]
@@ -139,7 +163,16 @@ mod tests {
         let mut pairs = BASE.to_vec();
         pairs.push(("POLL_BATCH_SIZE", "0"));
         let err = Settings::from_lookup(lookup(&pairs)).unwrap_err();
-        assert!(matches!(err, Error::Setting { name: "POLL_BATCH_SIZE", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Setting {
+                    name: "POLL_BATCH_SIZE",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -148,7 +181,10 @@ mod tests {
         pairs[0] = ("STATE_MACHINE_ARN", "ec2-build");
         assert!(matches!(
             Settings::from_lookup(lookup(&pairs)),
-            Err(Error::Setting { name: "STATE_MACHINE_ARN", .. })
+            Err(Error::Setting {
+                name: "STATE_MACHINE_ARN",
+                ..
+            })
         ));
     }
 }

@@ -14,6 +14,8 @@ pub const MAX_INSTANCE_TYPES: usize = 5;
 pub const MAX_TIMEOUT_MINUTES: u32 = 480;
 pub const DEFAULT_TIMEOUT_MINUTES: u32 = 60;
 const MAX_PATH_LEN: usize = 255;
+/// Parameter Store paths `resolve:ssm:` may name: the state machine's role may read only these.
+pub const ALLOWED_PARAMETER_PREFIXES: [&str; 2] = ["/ec2-build/", "/aws/service/"];
 
 /// What the instance does with the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +87,11 @@ impl BuildSpec {
         let get = |name: &str| config.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
 
         let image_id = get("ImageId").ok_or_else(|| {
-            ConfigError::new("ImageId", "is required", "set it to an AMI id (ami-0123456789abcdef0) or resolve:ssm:<parameter name>")
+            ConfigError::new(
+                "ImageId",
+                "is required",
+                "set it to an AMI id (ami-0123456789abcdef0) or resolve:ssm:<parameter name>",
+            )
         })?;
         validate_image_id(image_id)?;
 
@@ -104,16 +110,26 @@ impl BuildSpec {
             }
         };
 
-        let command = config.get("Command").map(|c| c.trim_matches(|c: char| c.is_whitespace())).unwrap_or("");
+        let command = config
+            .get("Command")
+            .map(|c| c.trim_matches(|c: char| c.is_whitespace()))
+            .unwrap_or("");
         if command.len() > MAX_COMMAND_LEN {
             return Err(ConfigError::new(
                 "Command",
-                format!("is {} characters long, more than {MAX_COMMAND_LEN}", command.len()),
+                format!(
+                    "is {} characters long, more than {MAX_COMMAND_LEN}",
+                    command.len()
+                ),
                 "move the commands into a script in the source artifact and call it",
             ));
         }
         if command.contains('\0') {
-            return Err(ConfigError::new("Command", "contains a NUL character", "remove it"));
+            return Err(ConfigError::new(
+                "Command",
+                "contains a NUL character",
+                "remove it",
+            ));
         }
         if kind == BuildKind::Command && command.is_empty() {
             return Err(ConfigError::new(
@@ -152,7 +168,8 @@ impl BuildSpec {
             validate_relative_path("WorkingDirectory", &working_directory)?;
         }
 
-        let output_paths = parse_output_paths(get("OutputArtifactPath"), kind, output_artifact_count)?;
+        let output_paths =
+            parse_output_paths(get("OutputArtifactPath"), kind, output_artifact_count)?;
 
         let timeout_minutes = match get("TimeoutMinutes") {
             None => DEFAULT_TIMEOUT_MINUTES,
@@ -168,18 +185,17 @@ impl BuildSpec {
             },
         };
 
-        let capacity = match get("Capacity") {
-            None | Some("on-demand") => Capacity::OnDemand,
-            Some("spot") => Capacity::Spot,
-            Some("spot-then-on-demand") => Capacity::SpotThenOnDemand,
-            Some(other) => {
-                return Err(ConfigError::new(
+        let capacity =
+            match get("Capacity") {
+                None | Some("on-demand") => Capacity::OnDemand,
+                Some("spot") => Capacity::Spot,
+                Some("spot-then-on-demand") => Capacity::SpotThenOnDemand,
+                Some(other) => return Err(ConfigError::new(
                     "Capacity",
                     format!("has the unknown value {:?}", shorten(other)),
                     "use on-demand, spot or spot-then-on-demand, or leave it empty for on-demand",
-                ))
-            }
-        };
+                )),
+            };
 
         Ok(Self {
             image_id: image_id.to_string(),
@@ -205,13 +221,30 @@ fn shorten(value: &str) -> String {
 
 fn validate_image_id(value: &str) -> Result<(), ConfigError> {
     if let Some(hex) = value.strip_prefix("ami-") {
-        if (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if (hex.len() == 8 || hex.len() == 17)
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Ok(());
         }
     } else if let Some(parameter) = value.strip_prefix("resolve:ssm:") {
         let ok = !parameter.is_empty()
             && parameter.len() <= 2048
-            && parameter.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-/:".contains(&b));
+            && parameter
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-/:".contains(&b));
+        if ok
+            && !ALLOWED_PARAMETER_PREFIXES
+                .iter()
+                .any(|prefix| parameter.starts_with(prefix))
+        {
+            return Err(ConfigError::new(
+                "ImageId",
+                format!("names the parameter {:?}, outside the paths the build may read", shorten(parameter)),
+                "store the AMI id under /ec2-build/ (the Windows build AMI pipeline publishes /ec2-build/windows-build-ami) or use a public /aws/service/ parameter",
+            ));
+        }
         if ok {
             return Ok(());
         }
@@ -225,13 +258,19 @@ fn validate_image_id(value: &str) -> Result<(), ConfigError> {
 
 /// `family.size`, lower case: t3.large, m5d.metal, u-6tb1.112xlarge, g4dn.xlarge.
 fn is_instance_type(value: &str) -> bool {
-    let Some((family, size)) = value.split_once('.') else { return false };
+    let Some((family, size)) = value.split_once('.') else {
+        return false;
+    };
     let family_ok = family.len() <= 16
         && family.starts_with(|c: char| c.is_ascii_lowercase())
-        && family.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && family
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     let size_ok = !size.is_empty()
         && size.len() <= 16
-        && size.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && size
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     family_ok && size_ok
 }
 
@@ -243,19 +282,29 @@ fn parse_instance_types(value: Option<&str>) -> Result<Vec<String>, ConfigError>
         if !is_instance_type(item) {
             return Err(ConfigError::new(
                 "InstanceType",
-                format!("contains {:?}, which is not an instance type", shorten(item)),
+                format!(
+                    "contains {:?}, which is not an instance type",
+                    shorten(item)
+                ),
                 fix,
             ));
         }
         if types.iter().any(|t| t == item) {
-            return Err(ConfigError::new("InstanceType", format!("lists {item} twice"), "list each instance type once"));
+            return Err(ConfigError::new(
+                "InstanceType",
+                format!("lists {item} twice"),
+                "list each instance type once",
+            ));
         }
         types.push(item.to_string());
     }
     if types.len() > MAX_INSTANCE_TYPES {
         return Err(ConfigError::new(
             "InstanceType",
-            format!("lists {} instance types, more than {MAX_INSTANCE_TYPES}", types.len()),
+            format!(
+                "lists {} instance types, more than {MAX_INSTANCE_TYPES}",
+                types.len()
+            ),
             fix,
         ));
     }
@@ -263,18 +312,41 @@ fn parse_instance_types(value: Option<&str>) -> Result<Vec<String>, ConfigError>
 }
 
 fn validate_relative_path(property: &'static str, value: &str) -> Result<(), ConfigError> {
-    let fix = "give a path relative to the source root using letters, digits, _ . - and /, without ..";
+    let fix =
+        "give a path relative to the source root using letters, digits, _ . - and /, without ..";
     if value.len() > MAX_PATH_LEN {
-        return Err(ConfigError::new(property, format!("is longer than {MAX_PATH_LEN} characters"), fix));
+        return Err(ConfigError::new(
+            property,
+            format!("is longer than {MAX_PATH_LEN} characters"),
+            fix,
+        ));
     }
     if value.starts_with('/') || value.contains(':') {
-        return Err(ConfigError::new(property, format!("is {:?}, an absolute path", shorten(value)), fix));
+        return Err(ConfigError::new(
+            property,
+            format!("is {:?}, an absolute path", shorten(value)),
+            fix,
+        ));
     }
     if value.split('/').any(|part| part == "..") {
-        return Err(ConfigError::new(property, format!("is {:?}, which leaves the source folder", shorten(value)), fix));
+        return Err(ConfigError::new(
+            property,
+            format!("is {:?}, which leaves the source folder", shorten(value)),
+            fix,
+        ));
     }
-    if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b)) {
-        return Err(ConfigError::new(property, format!("is {:?}, which has characters other than letters, digits, _ . - and /", shorten(value)), fix));
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
+    {
+        return Err(ConfigError::new(
+            property,
+            format!(
+                "is {:?}, which has characters other than letters, digits, _ . - and /",
+                shorten(value)
+            ),
+            fix,
+        ));
     }
     Ok(())
 }
@@ -283,11 +355,17 @@ fn validate_relative_path(property: &'static str, value: &str) -> Result<(), Con
 fn validate_image_reference(value: &str) -> Result<(), ConfigError> {
     let fix = "give the image to build, such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1.2 (ECR repositories are pushed) or app:latest";
     if value.is_empty() {
-        return Err(ConfigError::new("BuildTarget", "is required when BuildKind is docker", fix));
+        return Err(ConfigError::new(
+            "BuildTarget",
+            "is required when BuildKind is docker",
+            fix,
+        ));
     }
     let ok = value.len() <= 255
         && !value.starts_with(['-', '.', '/', ':'])
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/:@".contains(&b))
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/:@".contains(&b))
         && !value.contains("//");
     let repository = value.split(['@']).next().unwrap_or(value);
     let repository = match repository.rsplit_once(':') {
@@ -304,7 +382,11 @@ fn validate_image_reference(value: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn parse_output_paths(value: Option<&str>, kind: BuildKind, outputs: usize) -> Result<Vec<String>, ConfigError> {
+fn parse_output_paths(
+    value: Option<&str>,
+    kind: BuildKind,
+    outputs: usize,
+) -> Result<Vec<String>, ConfigError> {
     let fix = "give the files or folders to put in each output artifact, paths separated by ; and one group per output artifact separated by ,";
     let Some(value) = value else {
         if kind == BuildKind::Command && outputs > 0 {
@@ -323,18 +405,28 @@ fn parse_output_paths(value: Option<&str>, kind: BuildKind, outputs: usize) -> R
             "add an output artifact to the action, or leave OutputArtifactPath empty",
         ));
     }
-    let groups: Vec<String> = value.split(',').map(|g| g.trim().replace('\\', "/")).collect();
+    let groups: Vec<String> = value
+        .split(',')
+        .map(|g| g.trim().replace('\\', "/"))
+        .collect();
     if groups.len() != outputs {
         return Err(ConfigError::new(
             "OutputArtifactPath",
-            format!("has {} comma-separated group(s) but the action has {outputs} output artifacts", groups.len()),
+            format!(
+                "has {} comma-separated group(s) but the action has {outputs} output artifacts",
+                groups.len()
+            ),
             fix,
         ));
     }
     for group in &groups {
         for path in group.split(';').map(str::trim) {
             if path.is_empty() {
-                return Err(ConfigError::new("OutputArtifactPath", "has an empty path", fix));
+                return Err(ConfigError::new(
+                    "OutputArtifactPath",
+                    "has an empty path",
+                    fix,
+                ));
             }
             let plain = path.replace(['*', '?'], "x");
             validate_relative_path("OutputArtifactPath", &plain)?;
@@ -348,11 +440,14 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        let mut map: BTreeMap<String, String> =
-            [("ImageId", "ami-0123456789abcdef0"), ("InstanceType", "m5.large"), ("Command", "make")]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
+        let mut map: BTreeMap<String, String> = [
+            ("ImageId", "ami-0123456789abcdef0"),
+            ("InstanceType", "m5.large"),
+            ("Command", "make"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         for (k, v) in pairs {
             map.insert(k.to_string(), v.to_string());
         }
@@ -381,12 +476,32 @@ mod tests {
 
     #[test]
     fn image_id_must_be_ami_or_ssm_parameter() {
-        for bad in ["ami-123", "ami-0123456789ABCDEF0", "image-0123456789abcdef0", "resolve:ssm:", "resolve:ssm:/a b"] {
+        for bad in [
+            "ami-123",
+            "ami-0123456789ABCDEF0",
+            "image-0123456789abcdef0",
+            "resolve:ssm:",
+            "resolve:ssm:/ec2-build/a b",
+        ] {
             assert_eq!(error(&[("ImageId", bad)], 0).property, "ImageId", "{bad}");
         }
-        for good in ["ami-12345678", "resolve:ssm:/ec2-build/windows-ami", "resolve:ssm:/aws/service/ami:3"] {
-            assert!(BuildSpec::from_configuration(&config(&[("ImageId", good)]), 0).is_ok(), "{good}");
+        for good in [
+            "ami-12345678",
+            "resolve:ssm:/ec2-build/windows-ami",
+            "resolve:ssm:/aws/service/ami:3",
+        ] {
+            assert!(
+                BuildSpec::from_configuration(&config(&[("ImageId", good)]), 0).is_ok(),
+                "{good}"
+            );
         }
+    }
+
+    #[test]
+    fn image_parameter_must_be_one_the_build_may_read() {
+        let e = error(&[("ImageId", "resolve:ssm:/prod/database-password")], 0);
+        assert_eq!(e.property, "ImageId");
+        assert!(e.fix.contains("/ec2-build/"), "{e}");
     }
 
     #[test]
@@ -396,16 +511,39 @@ mod tests {
 
     #[test]
     fn instance_type_pattern_is_checked() {
-        for bad in ["large", "M5.large", "m5.", "m5.large;rm", "m5.large,,c5.large"] {
-            assert_eq!(error(&[("InstanceType", bad)], 0).property, "InstanceType", "{bad}");
+        for bad in [
+            "large",
+            "M5.large",
+            "m5.",
+            "m5.large;rm",
+            "m5.large,,c5.large",
+        ] {
+            assert_eq!(
+                error(&[("InstanceType", bad)], 0).property,
+                "InstanceType",
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn instance_type_list_keeps_order_and_is_bounded() {
-        let spec = BuildSpec::from_configuration(&config(&[("InstanceType", "m5.large, m5a.large ,c5.xlarge")]), 0).unwrap();
-        assert_eq!(spec.instance_types, vec!["m5.large", "m5a.large", "c5.xlarge"]);
-        let e = error(&[("InstanceType", "a1.large,a2.large,a3.large,a4.large,a5.large,a6.large")], 0);
+        let spec = BuildSpec::from_configuration(
+            &config(&[("InstanceType", "m5.large, m5a.large ,c5.xlarge")]),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            spec.instance_types,
+            vec!["m5.large", "m5a.large", "c5.xlarge"]
+        );
+        let e = error(
+            &[(
+                "InstanceType",
+                "a1.large,a2.large,a3.large,a4.large,a5.large,a6.large",
+            )],
+            0,
+        );
         assert!(e.problem.contains("more than 5"), "{e}");
         let e = error(&[("InstanceType", "m5.large,m5.large")], 0);
         assert!(e.problem.contains("twice"), "{e}");
@@ -421,7 +559,10 @@ mod tests {
     #[test]
     fn command_is_required_for_command_builds() {
         let e = error(&[("Command", "\n  \n")], 0);
-        assert_eq!((e.property, e.problem.as_str()), ("Command", "is required when BuildKind is command"));
+        assert_eq!(
+            (e.property, e.problem.as_str()),
+            ("Command", "is required when BuildKind is command")
+        );
     }
 
     #[test]
@@ -434,10 +575,20 @@ mod tests {
     fn docker_needs_a_valid_image_reference() {
         assert_eq!(error(&[("BuildKind", "docker")], 0).property, "BuildTarget");
         for bad in ["App:latest", "-app", "app latest", "repo//x"] {
-            assert_eq!(error(&[("BuildKind", "docker"), ("BuildTarget", bad)], 0).property, "BuildTarget", "{bad}");
+            assert_eq!(
+                error(&[("BuildKind", "docker"), ("BuildTarget", bad)], 0).property,
+                "BuildTarget",
+                "{bad}"
+            );
         }
         let spec = BuildSpec::from_configuration(
-            &config(&[("BuildKind", "docker"), ("BuildTarget", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1.2")]),
+            &config(&[
+                ("BuildKind", "docker"),
+                (
+                    "BuildTarget",
+                    "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1.2",
+                ),
+            ]),
             0,
         )
         .unwrap();
@@ -448,7 +599,11 @@ mod tests {
     fn conda_needs_a_relative_recipe_folder() {
         assert_eq!(error(&[("BuildKind", "conda")], 0).property, "BuildTarget");
         for bad in ["/recipe", "../recipe", "C:/recipe", "re cipe"] {
-            assert_eq!(error(&[("BuildKind", "conda"), ("BuildTarget", bad)], 0).property, "BuildTarget", "{bad}");
+            assert_eq!(
+                error(&[("BuildKind", "conda"), ("BuildTarget", bad)], 0).property,
+                "BuildTarget",
+                "{bad}"
+            );
         }
     }
 
@@ -460,32 +615,58 @@ mod tests {
     #[test]
     fn working_directory_must_stay_inside_the_source() {
         for bad in ["../x", "/tmp", "a/../../b", "C:\\build"] {
-            assert_eq!(error(&[("WorkingDirectory", bad)], 0).property, "WorkingDirectory", "{bad}");
+            assert_eq!(
+                error(&[("WorkingDirectory", bad)], 0).property,
+                "WorkingDirectory",
+                "{bad}"
+            );
         }
-        let spec = BuildSpec::from_configuration(&config(&[("WorkingDirectory", "src\\app")]), 0).unwrap();
+        let spec =
+            BuildSpec::from_configuration(&config(&[("WorkingDirectory", "src\\app")]), 0).unwrap();
         assert_eq!(spec.working_directory, "src/app");
     }
 
     #[test]
     fn output_artifact_path_matches_the_output_artifacts() {
         assert_eq!(error(&[], 1).property, "OutputArtifactPath");
-        assert_eq!(error(&[("OutputArtifactPath", "dist")], 0).property, "OutputArtifactPath");
-        assert_eq!(error(&[("OutputArtifactPath", "dist,docs")], 3).property, "OutputArtifactPath");
-        assert_eq!(error(&[("OutputArtifactPath", "../dist")], 1).property, "OutputArtifactPath");
-        let spec = BuildSpec::from_configuration(&config(&[("OutputArtifactPath", "dist/*.whl;README.md, docs")]), 2).unwrap();
+        assert_eq!(
+            error(&[("OutputArtifactPath", "dist")], 0).property,
+            "OutputArtifactPath"
+        );
+        assert_eq!(
+            error(&[("OutputArtifactPath", "dist,docs")], 3).property,
+            "OutputArtifactPath"
+        );
+        assert_eq!(
+            error(&[("OutputArtifactPath", "../dist")], 1).property,
+            "OutputArtifactPath"
+        );
+        let spec = BuildSpec::from_configuration(
+            &config(&[("OutputArtifactPath", "dist/*.whl;README.md, docs")]),
+            2,
+        )
+        .unwrap();
         assert_eq!(spec.output_paths, vec!["dist/*.whl;README.md", "docs"]);
     }
 
     #[test]
     fn docker_and_conda_need_no_output_artifact_path() {
-        let spec = BuildSpec::from_configuration(&config(&[("BuildKind", "conda"), ("BuildTarget", "recipe")]), 1).unwrap();
+        let spec = BuildSpec::from_configuration(
+            &config(&[("BuildKind", "conda"), ("BuildTarget", "recipe")]),
+            1,
+        )
+        .unwrap();
         assert!(spec.output_paths.is_empty());
     }
 
     #[test]
     fn timeout_is_bounded() {
         for bad in ["0", "481", "1.5", "sixty"] {
-            assert_eq!(error(&[("TimeoutMinutes", bad)], 0).property, "TimeoutMinutes", "{bad}");
+            assert_eq!(
+                error(&[("TimeoutMinutes", bad)], 0).property,
+                "TimeoutMinutes",
+                "{bad}"
+            );
         }
         let spec = BuildSpec::from_configuration(&config(&[("TimeoutMinutes", "480")]), 0).unwrap();
         assert_eq!(spec.timeout_minutes, 480);
@@ -494,7 +675,9 @@ mod tests {
     #[test]
     fn unknown_capacity_is_rejected() {
         assert_eq!(error(&[("Capacity", "reserved")], 0).property, "Capacity");
-        let spec = BuildSpec::from_configuration(&config(&[("Capacity", "spot-then-on-demand")]), 0).unwrap();
+        let spec =
+            BuildSpec::from_configuration(&config(&[("Capacity", "spot-then-on-demand")]), 0)
+                .unwrap();
         assert_eq!(spec.capacity, Capacity::SpotThenOnDemand);
     }
 
@@ -502,7 +685,13 @@ mod tests {
     fn error_message_names_property_and_fix() {
         let e = error(&[("TimeoutMinutes", "999")], 0);
         let text = e.to_string();
-        assert!(text.starts_with("Configuration property TimeoutMinutes is \"999\""), "{text}");
-        assert!(text.contains("Fix: give the build's time limit in minutes"), "{text}");
+        assert!(
+            text.starts_with("Configuration property TimeoutMinutes is \"999\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("Fix: give the build's time limit in minutes"),
+            "{text}"
+        );
     }
 }

@@ -4,7 +4,9 @@
 //! a second answer is refused, and StartExecution is idempotent for the same name and input.
 
 use crate::job::Job;
-use crate::ports::{AckStatus, CodePipeline, ExecutionDescription, ExecutionStatus, Instances, StepFunctions};
+use crate::ports::{
+    AckStatus, CodePipeline, ExecutionDescription, ExecutionStatus, Instances, StepFunctions,
+};
 use crate::report::{FailureReport, SuccessReport};
 use crate::Error;
 use async_trait::async_trait;
@@ -52,7 +54,11 @@ impl FakePipeline {
 
     /// Marks a job as acknowledged by someone else earlier, so it can be answered without a poll.
     pub fn mark_in_progress(&self, job_id: &str) {
-        self.state.lock().unwrap().in_progress.insert(job_id.to_string());
+        self.state
+            .lock()
+            .unwrap()
+            .in_progress
+            .insert(job_id.to_string());
     }
 
     pub fn answers(&self) -> Vec<(String, Answer)> {
@@ -60,7 +66,10 @@ impl FakePipeline {
     }
 
     pub fn answer_for(&self, job_id: &str) -> Option<Answer> {
-        self.answers().into_iter().find(|(id, _)| id == job_id).map(|(_, a)| a)
+        self.answers()
+            .into_iter()
+            .find(|(id, _)| id == job_id)
+            .map(|(_, a)| a)
     }
 
     /// Names of the operations called, in order.
@@ -76,17 +85,32 @@ impl FakePipeline {
         let mut state = self.state.lock().unwrap();
         state.calls.push(op);
         if self.unanswerable_jobs.lock().unwrap().contains(job_id) {
-            return Err(Error::Service { service: "codepipeline", operation: op, message: "internal error".into() });
+            return Err(Error::Service {
+                service: "codepipeline",
+                operation: op,
+                message: "internal error".into(),
+            });
         }
         if !state.in_progress.remove(job_id) {
             return Err(Error::InvalidJobState(job_id.to_string()));
         }
-        if let Answer::Success(SuccessReport { continuation_token: Some(token), .. }) = &answer {
+        if let Answer::Success(SuccessReport {
+            continuation_token: Some(token),
+            ..
+        }) = &answer
+        {
             let original = state.answers.len();
             state.next_job += 1;
             let id = format!("continuation-{}-{original}", state.next_job);
-            let data = crate::job::JobData { continuation_token: Some(token.clone()), ..Default::default() };
-            state.queued.push(Job { id, nonce: "n".into(), data });
+            let data = crate::job::JobData {
+                continuation_token: Some(token.clone()),
+                ..Default::default()
+            };
+            state.queued.push(Job {
+                id,
+                nonce: "n".into(),
+                data,
+            });
         }
         state.answers.push((job_id.to_string(), answer));
         Ok(())
@@ -101,7 +125,11 @@ impl CodePipeline for FakePipeline {
             if *failing > 0 {
                 *failing -= 1;
                 self.state.lock().unwrap().calls.push("PollForJobs");
-                return Err(Error::Service { service: "codepipeline", operation: "PollForJobs", message: "throttled".into() });
+                return Err(Error::Service {
+                    service: "codepipeline",
+                    operation: "PollForJobs",
+                    message: "throttled".into(),
+                });
             }
         }
         let mut state = self.state.lock().unwrap();
@@ -121,11 +149,19 @@ impl CodePipeline for FakePipeline {
     }
 
     async fn put_job_success(&self, job_id: &str, report: &SuccessReport) -> Result<(), Error> {
-        self.answer(job_id, Answer::Success(report.clone()), "PutJobSuccessResult")
+        self.answer(
+            job_id,
+            Answer::Success(report.clone()),
+            "PutJobSuccessResult",
+        )
     }
 
     async fn put_job_failure(&self, job_id: &str, report: &FailureReport) -> Result<(), Error> {
-        self.answer(job_id, Answer::Failure(report.clone()), "PutJobFailureResult")
+        self.answer(
+            job_id,
+            Answer::Failure(report.clone()),
+            "PutJobFailureResult",
+        )
     }
 }
 
@@ -160,10 +196,20 @@ impl FakeSteps {
     }
 
     /// Puts an execution in a final or running state.
-    pub fn set(&self, name: &str, status: ExecutionStatus, output: Option<&str>, error: Option<&str>, cause: Option<&str>) {
+    pub fn set(
+        &self,
+        name: &str,
+        status: ExecutionStatus,
+        output: Option<&str>,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) {
         let arn = self.arn(name);
         let mut executions = self.executions.lock().unwrap();
-        let input = executions.get(name).map(|e| e.input.clone()).unwrap_or_default();
+        let input = executions
+            .get(name)
+            .map(|e| e.input.clone())
+            .unwrap_or_default();
         executions.insert(
             name.to_string(),
             FakeExecution {
@@ -181,7 +227,11 @@ impl FakeSteps {
     }
 
     pub fn input_of(&self, name: &str) -> Option<String> {
-        self.executions.lock().unwrap().get(name).map(|e| e.input.clone())
+        self.executions
+            .lock()
+            .unwrap()
+            .get(name)
+            .map(|e| e.input.clone())
     }
 
     pub fn count(&self) -> usize {
@@ -192,11 +242,16 @@ impl FakeSteps {
 #[async_trait]
 impl StepFunctions for FakeSteps {
     async fn start_execution(&self, name: &str, input: &str) -> Result<String, Error> {
-        self.starts.lock().unwrap().push((name.to_string(), input.to_string()));
+        self.starts
+            .lock()
+            .unwrap()
+            .push((name.to_string(), input.to_string()));
         let arn = self.arn(name);
         let mut executions = self.executions.lock().unwrap();
         match executions.get(name) {
-            Some(e) if e.input == input && e.description.status == ExecutionStatus::Running => Ok(arn),
+            Some(e) if e.input == input && e.description.status == ExecutionStatus::Running => {
+                Ok(arn)
+            }
             Some(_) => Err(Error::ExecutionAlreadyExists(arn)),
             None => {
                 executions.insert(
@@ -242,7 +297,12 @@ pub struct FakeInstances {
 #[async_trait]
 impl Instances for FakeInstances {
     async fn release_for_execution(&self, execution_arn: &str) -> Result<Vec<String>, Error> {
-        let ids = self.running.lock().unwrap().remove(execution_arn).unwrap_or_default();
+        let ids = self
+            .running
+            .lock()
+            .unwrap()
+            .remove(execution_arn)
+            .unwrap_or_default();
         self.terminated.lock().unwrap().extend(ids.clone());
         Ok(ids)
     }

@@ -29,17 +29,24 @@ fn settings() -> Settings {
 }
 
 fn new_job(id: &str, config: &[(&str, &str)]) -> Job {
-    let mut configuration: BTreeMap<String, String> =
-        [("ImageId", "ami-0123456789abcdef0"), ("InstanceType", "m5.large"), ("Command", "make"), ("OutputArtifactPath", "dist")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+    let mut configuration: BTreeMap<String, String> = [
+        ("ImageId", "ami-0123456789abcdef0"),
+        ("InstanceType", "m5.large"),
+        ("Command", "make"),
+        ("OutputArtifactPath", "dist"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     for (k, v) in config {
         configuration.insert(k.to_string(), v.to_string());
     }
     let artifact = |name: &str| Artifact {
         name: name.into(),
-        location: Some(ArtifactLocation { bucket: "artifacts".into(), key: format!("app/{name}/obj") }),
+        location: Some(ArtifactLocation {
+            bucket: "artifacts".into(),
+            key: format!("app/{name}/obj"),
+        }),
     };
     Job {
         id: id.into(),
@@ -61,7 +68,14 @@ fn new_job(id: &str, config: &[(&str, &str)]) -> Job {
 }
 
 fn continuation_job(id: &str, token: &str) -> Job {
-    Job { id: id.into(), nonce: "n".into(), data: JobData { continuation_token: Some(token.into()), ..Default::default() } }
+    Job {
+        id: id.into(),
+        nonce: "n".into(),
+        data: JobData {
+            continuation_token: Some(token.into()),
+            ..Default::default()
+        },
+    }
 }
 
 fn handler(pipeline: FakePipeline) -> JobHandler<FakePipeline, FakeSteps> {
@@ -88,25 +102,50 @@ async fn new_job_starts_an_execution_named_after_the_job_and_continues_with_its_
     let h = handler(FakePipeline::with_jobs(vec![new_job("job-1", &[])]));
     let summary = h.sweep().await.unwrap();
     let arn = h.steps().arn("job-1");
-    assert_eq!(summary.outcomes, vec![JobOutcome::Started { job_id: "job-1".into(), execution_arn: arn.clone() }]);
-    assert_eq!(h.pipeline().calls(), vec!["PollForJobs", "AcknowledgeJob", "PutJobSuccessResult"]);
-    let Some(Answer::Success(report)) = h.pipeline().answer_for("job-1") else { panic!() };
+    assert_eq!(
+        summary.outcomes,
+        vec![JobOutcome::Started {
+            job_id: "job-1".into(),
+            execution_arn: arn.clone()
+        }]
+    );
+    assert_eq!(
+        h.pipeline().calls(),
+        vec!["PollForJobs", "AcknowledgeJob", "PutJobSuccessResult"]
+    );
+    let Some(Answer::Success(report)) = h.pipeline().answer_for("job-1") else {
+        panic!()
+    };
     assert_eq!(report.continuation_token.as_deref(), Some(arn.as_str()));
     assert_eq!(report.external_execution_id, arn);
-    assert!(report.summary.contains("console.aws.amazon.com/states/"), "{}", report.summary);
-    let input: serde_json::Value = serde_json::from_str(&h.steps().input_of("job-1").unwrap()).unwrap();
+    assert!(
+        report.summary.contains("console.aws.amazon.com/states/"),
+        "{}",
+        report.summary
+    );
+    let input: serde_json::Value =
+        serde_json::from_str(&h.steps().input_of("job-1").unwrap()).unwrap();
     assert_eq!(input["Build"]["Command"], "make");
     assert!(!input.to_string().contains("artifactCredentials"));
 }
 
 #[tokio::test]
 async fn invalid_configuration_fails_the_job_and_starts_nothing() {
-    let h = handler(FakePipeline::with_jobs(vec![new_job("job-1", &[("InstanceType", "huge")])]));
+    let h = handler(FakePipeline::with_jobs(vec![new_job(
+        "job-1",
+        &[("InstanceType", "huge")],
+    )]));
     h.sweep().await.unwrap();
     assert_eq!(h.steps().count(), 0);
-    let Some(Answer::Failure(report)) = h.pipeline().answer_for("job-1") else { panic!() };
+    let Some(Answer::Failure(report)) = h.pipeline().answer_for("job-1") else {
+        panic!()
+    };
     assert_eq!(report.kind, FailureKind::ConfigurationError);
-    assert!(report.message.contains("InstanceType"), "{}", report.message);
+    assert!(
+        report.message.contains("InstanceType"),
+        "{}",
+        report.message
+    );
     assert!(report.message.contains("Fix:"), "{}", report.message);
 }
 
@@ -116,7 +155,9 @@ async fn job_owned_by_another_worker_is_left_alone() {
     pipeline.foreign_jobs.lock().unwrap().insert("job-1".into());
     let h = handler(pipeline);
     let summary = h.sweep().await.unwrap();
-    assert!(matches!(&summary.outcomes[0], JobOutcome::Skipped { reason, .. } if reason.contains("nonce")));
+    assert!(
+        matches!(&summary.outcomes[0], JobOutcome::Skipped { reason, .. } if reason.contains("nonce"))
+    );
     assert_eq!(h.steps().count(), 0);
     assert!(h.pipeline().answers().is_empty());
 }
@@ -131,33 +172,58 @@ async fn the_same_job_delivered_twice_gives_one_execution() {
     let second = h.sweep().await.unwrap();
     assert_eq!(h.steps().count(), 1);
     assert_eq!(h.steps().starts.lock().unwrap().len(), 2);
-    assert!(second.outcomes.iter().any(|o| matches!(o, JobOutcome::Started { job_id, .. } if job_id == "job-1")));
+    assert!(second
+        .outcomes
+        .iter()
+        .any(|o| matches!(o, JobOutcome::Started { job_id, .. } if job_id == "job-1")));
 }
 
 #[tokio::test]
 async fn execution_already_exists_is_looked_up_and_continued() {
     let h = handler(FakePipeline::with_jobs(vec![new_job("job-1", &[])]));
     // A closed execution with that name: StartExecution answers ExecutionAlreadyExists.
-    h.steps().set("job-1", ExecutionStatus::Succeeded, Some("{}"), None, None);
+    h.steps()
+        .set("job-1", ExecutionStatus::Succeeded, Some("{}"), None, None);
     let summary = h.sweep().await.unwrap();
     let arn = h.steps().arn("job-1");
-    assert_eq!(summary.outcomes, vec![JobOutcome::Started { job_id: "job-1".into(), execution_arn: arn.clone() }]);
+    assert_eq!(
+        summary.outcomes,
+        vec![JobOutcome::Started {
+            job_id: "job-1".into(),
+            execution_arn: arn.clone()
+        }]
+    );
     // The continuation job then reports the closed execution's result.
     let next = h.sweep().await.unwrap();
-    assert!(next.outcomes.iter().any(|o| matches!(o, JobOutcome::Succeeded { execution_arn, .. } if *execution_arn == arn)));
+    assert!(next.outcomes.iter().any(
+        |o| matches!(o, JobOutcome::Succeeded { execution_arn, .. } if *execution_arn == arn)
+    ));
 }
 
 #[tokio::test]
 async fn continuation_of_a_running_execution_continues_again() {
     let h = handler(FakePipeline::default());
     let arn = h.steps().arn("job-1");
-    h.steps().set("job-1", ExecutionStatus::Running, None, None, None);
+    h.steps()
+        .set("job-1", ExecutionStatus::Running, None, None, None);
     h.pipeline().queue(continuation_job("c-1", &arn));
     let summary = h.sweep().await.unwrap();
-    assert_eq!(summary.outcomes, vec![JobOutcome::Continued { job_id: "c-1".into(), execution_arn: arn.clone() }]);
-    let Some(Answer::Success(report)) = h.pipeline().answer_for("c-1") else { panic!() };
+    assert_eq!(
+        summary.outcomes,
+        vec![JobOutcome::Continued {
+            job_id: "c-1".into(),
+            execution_arn: arn.clone()
+        }]
+    );
+    let Some(Answer::Success(report)) = h.pipeline().answer_for("c-1") else {
+        panic!()
+    };
     assert_eq!(report.continuation_token.as_deref(), Some(arn.as_str()));
-    assert!(report.summary.starts_with("Running: RunBuild"), "{}", report.summary);
+    assert!(
+        report.summary.starts_with("Running: RunBuild"),
+        "{}",
+        report.summary
+    );
     // The next continuation job waits for the next sweep instead of being re-checked at once.
     assert_eq!(h.pipeline().queued().len(), 1);
 }
@@ -169,38 +235,69 @@ async fn continuation_of_a_succeeded_execution_reports_final_success() {
     h.steps().set("job-1", ExecutionStatus::Succeeded, Some(r#"{"Status":"SUCCEEDED","InstanceId":"i-1","Build":{"Outputs":[{"Name":"BuildOutput"}]}}"#), None, None);
     h.pipeline().queue(continuation_job("c-1", &arn));
     h.sweep().await.unwrap();
-    let Some(Answer::Success(report)) = h.pipeline().answer_for("c-1") else { panic!() };
+    let Some(Answer::Success(report)) = h.pipeline().answer_for("c-1") else {
+        panic!()
+    };
     assert_eq!(report.continuation_token, None);
-    assert!(report.summary.contains("outputs: BuildOutput"), "{}", report.summary);
+    assert!(
+        report.summary.contains("outputs: BuildOutput"),
+        "{}",
+        report.summary
+    );
     assert!(h.pipeline().queued().is_empty());
 }
 
 #[tokio::test]
 async fn continuation_of_failed_timed_out_and_aborted_executions_fails_the_job() {
     let cases = [
-        (ExecutionStatus::Failed, r#"{"Stage":"build","Error":"BuildFailed","Cause":"exit 3"}"#, "stage build (BuildFailed): exit 3"),
+        (
+            ExecutionStatus::Failed,
+            r#"{"Stage":"build","Error":"BuildFailed","Cause":"exit 3"}"#,
+            "stage build (BuildFailed): exit 3",
+        ),
         (ExecutionStatus::TimedOut, "", "timed out"),
         (ExecutionStatus::Aborted, "", "aborted"),
     ];
     for (status, cause, expected) in cases {
         let h = handler(FakePipeline::default());
         let arn = h.steps().arn("job-1");
-        h.steps().set("job-1", status.clone(), None, Some("BuildFailed"), Some(cause).filter(|c| !c.is_empty()));
+        h.steps().set(
+            "job-1",
+            status.clone(),
+            None,
+            Some("BuildFailed"),
+            Some(cause).filter(|c| !c.is_empty()),
+        );
         h.pipeline().queue(continuation_job("c-1", &arn));
         h.sweep().await.unwrap();
-        let Some(Answer::Failure(report)) = h.pipeline().answer_for("c-1") else { panic!("{status:?}") };
+        let Some(Answer::Failure(report)) = h.pipeline().answer_for("c-1") else {
+            panic!("{status:?}")
+        };
         assert_eq!(report.kind, FailureKind::JobFailed);
-        assert!(report.message.contains(expected), "{status:?}: {}", report.message);
+        assert!(
+            report.message.contains(expected),
+            "{status:?}: {}",
+            report.message
+        );
         assert_eq!(report.external_execution_id.as_deref(), Some(arn.as_str()));
     }
 }
 
 #[tokio::test]
 async fn continuation_token_of_another_state_machine_is_refused() {
-    let h = handler(FakePipeline::with_jobs(vec![continuation_job("c-1", "arn:aws:states:us-east-1:1:execution:other:x")]));
+    let h = handler(FakePipeline::with_jobs(vec![continuation_job(
+        "c-1",
+        "arn:aws:states:us-east-1:1:execution:other:x",
+    )]));
     h.sweep().await.unwrap();
-    let Some(Answer::Failure(report)) = h.pipeline().answer_for("c-1") else { panic!() };
-    assert!(report.message.contains("is not an execution of"), "{}", report.message);
+    let Some(Answer::Failure(report)) = h.pipeline().answer_for("c-1") else {
+        panic!()
+    };
+    assert!(
+        report.message.contains("is not an execution of"),
+        "{}",
+        report.message
+    );
 }
 
 #[tokio::test]
@@ -210,7 +307,11 @@ async fn one_failing_job_does_not_stop_the_others() {
         new_job("job-2", &[("TimeoutMinutes", "0")]),
         new_job("job-3", &[]),
     ]);
-    pipeline.unanswerable_jobs.lock().unwrap().insert("job-1".into());
+    pipeline
+        .unanswerable_jobs
+        .lock()
+        .unwrap()
+        .insert("job-1".into());
     let h = handler(pipeline);
     let outcomes = h.sweep().await.unwrap().outcomes;
     let of = |id: &str| outcomes.iter().find(|o| o.job_id() == id).cloned().unwrap();
@@ -232,23 +333,46 @@ async fn full_batches_are_followed_by_more_polls() {
     let jobs = (1..=7).map(|i| new_job(&format!("job-{i}"), &[])).collect();
     let h = handler(FakePipeline::with_jobs(jobs));
     let summary = h.sweep().await.unwrap();
-    let started = summary.outcomes.iter().filter(|o| matches!(o, JobOutcome::Started { .. })).count();
+    let started = summary
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o, JobOutcome::Started { .. }))
+        .count();
     assert_eq!(started, 7);
     assert_eq!(h.steps().count(), 7);
 }
 
 fn ended(h: &JobHandler<FakePipeline, FakeSteps>, status: ExecutionStatus) -> ExecutionEnded {
-    ExecutionEnded { execution_arn: h.steps().arn("job-1"), status, job_id: "job-1".into() }
+    ExecutionEnded {
+        execution_arn: h.steps().arn("job-1"),
+        status,
+        job_id: "job-1".into(),
+    }
 }
 
 #[tokio::test(start_paused = true)]
 async fn completion_reports_through_the_continuation_job() {
     let h = handler(FakePipeline::with_jobs(vec![new_job("job-1", &[])]));
     h.sweep().await.unwrap();
-    h.steps().set("job-1", ExecutionStatus::Succeeded, Some(r#"{"Status":"SUCCEEDED"}"#), None, None);
-    let summary = h.finish_execution(&ended(&h, ExecutionStatus::Succeeded), &FakeInstances::default()).await.unwrap();
+    h.steps().set(
+        "job-1",
+        ExecutionStatus::Succeeded,
+        Some(r#"{"Status":"SUCCEEDED"}"#),
+        None,
+        None,
+    );
+    let summary = h
+        .finish_execution(
+            &ended(&h, ExecutionStatus::Succeeded),
+            &FakeInstances::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(summary.reported, Reported::ContinuationJob);
-    assert!(summary.outcomes.iter().any(|o| matches!(o, JobOutcome::Succeeded { .. })));
+    assert!(summary
+        .outcomes
+        .iter()
+        .any(|o| matches!(o, JobOutcome::Succeeded { .. })));
     assert!(summary.released.is_empty());
 }
 
@@ -257,19 +381,46 @@ async fn completion_reports_on_the_original_job_when_it_was_never_continued() {
     let h = handler(FakePipeline::default());
     // The job was acknowledged and its execution started, but the worker died before answering.
     h.pipeline().mark_in_progress("job-1");
-    h.steps().set("job-1", ExecutionStatus::Failed, None, Some("BuildFailed"), Some("boom"));
-    let summary = h.finish_execution(&ended(&h, ExecutionStatus::Failed), &FakeInstances::default()).await.unwrap();
+    h.steps().set(
+        "job-1",
+        ExecutionStatus::Failed,
+        None,
+        Some("BuildFailed"),
+        Some("boom"),
+    );
+    let summary = h
+        .finish_execution(
+            &ended(&h, ExecutionStatus::Failed),
+            &FakeInstances::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(summary.reported, Reported::OriginalJob);
-    assert!(matches!(h.pipeline().answer_for("job-1"), Some(Answer::Failure(_))));
-    let polls = h.pipeline().calls().iter().filter(|c| **c == "PollForJobs").count();
+    assert!(matches!(
+        h.pipeline().answer_for("job-1"),
+        Some(Answer::Failure(_))
+    ));
+    let polls = h
+        .pipeline()
+        .calls()
+        .iter()
+        .filter(|c| **c == "PollForJobs")
+        .count();
     assert_eq!(polls, 3, "bounded number of polls");
 }
 
 #[tokio::test(start_paused = true)]
 async fn completion_leaves_it_to_the_sweep_when_the_job_is_already_continued() {
     let h = handler(FakePipeline::default());
-    h.steps().set("job-1", ExecutionStatus::Succeeded, Some("{}"), None, None);
-    let summary = h.finish_execution(&ended(&h, ExecutionStatus::Succeeded), &FakeInstances::default()).await.unwrap();
+    h.steps()
+        .set("job-1", ExecutionStatus::Succeeded, Some("{}"), None, None);
+    let summary = h
+        .finish_execution(
+            &ended(&h, ExecutionStatus::Succeeded),
+            &FakeInstances::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(summary.reported, Reported::LeftToSweep);
     assert!(h.pipeline().answers().is_empty());
 }
@@ -278,11 +429,22 @@ async fn completion_leaves_it_to_the_sweep_when_the_job_is_already_continued() {
 async fn completion_of_an_aborted_execution_releases_its_instance_and_fails_the_job() {
     let h = handler(FakePipeline::with_jobs(vec![new_job("job-1", &[])]));
     h.sweep().await.unwrap();
-    h.steps().set("job-1", ExecutionStatus::Aborted, None, None, None);
+    h.steps()
+        .set("job-1", ExecutionStatus::Aborted, None, None, None);
     let instances = FakeInstances::default();
-    instances.running.lock().unwrap().insert(h.steps().arn("job-1"), vec!["i-0abc".into()]);
-    let summary = h.finish_execution(&ended(&h, ExecutionStatus::Aborted), &instances).await.unwrap();
+    instances
+        .running
+        .lock()
+        .unwrap()
+        .insert(h.steps().arn("job-1"), vec!["i-0abc".into()]);
+    let summary = h
+        .finish_execution(&ended(&h, ExecutionStatus::Aborted), &instances)
+        .await
+        .unwrap();
     assert_eq!(summary.released, vec!["i-0abc"]);
     assert_eq!(*instances.terminated.lock().unwrap(), vec!["i-0abc"]);
-    assert!(summary.outcomes.iter().any(|o| matches!(o, JobOutcome::Failed { message, .. } if message.contains("aborted"))));
+    assert!(summary
+        .outcomes
+        .iter()
+        .any(|o| matches!(o, JobOutcome::Failed { message, .. } if message.contains("aborted"))));
 }

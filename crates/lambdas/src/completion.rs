@@ -31,18 +31,37 @@ pub async fn handle<P: CodePipeline, S: StepFunctions>(
     instances: &dyn Instances,
 ) -> Result<CompletionReport, FunctionError> {
     let envelope = parse_envelope(event.payload)?;
-    let ended = match CompletionTrigger::classify(&envelope.detail_type, &envelope.detail, handler.settings()).map_err(invalid_event)? {
+    let ended = match CompletionTrigger::classify(
+        &envelope.detail_type,
+        &envelope.detail,
+        handler.settings(),
+    )
+    .map_err(invalid_event)?
+    {
         CompletionTrigger::Ignore(reason) => {
             info!(%reason, "event ignored");
-            return Ok(CompletionReport { action: "ignored", reason: Some(reason), ..Default::default() });
+            return Ok(CompletionReport {
+                action: "ignored",
+                reason: Some(reason),
+                ..Default::default()
+            });
         }
         CompletionTrigger::Finished(ended) => ended,
     };
-    let summary = handler.finish_execution(&ended, instances).await.map_err(|e| match e {
-        Error::Service { operation: "DescribeInstances" | "TerminateInstances", .. } => FunctionError::new("ReleaseFailed", e),
-        other => FunctionError::new("DescribeFailed", other),
-    })?;
-    let mut jobs = SweepReport { action: "sweep", ..Default::default() };
+    let summary = handler
+        .finish_execution(&ended, instances)
+        .await
+        .map_err(|e| match e {
+            Error::Service {
+                operation: "DescribeInstances" | "TerminateInstances",
+                ..
+            } => FunctionError::new("ReleaseFailed", e),
+            other => FunctionError::new("DescribeFailed", other),
+        })?;
+    let mut jobs = SweepReport {
+        action: "sweep",
+        ..Default::default()
+    };
     jobs.count(&summary.outcomes);
     let action = match summary.reported {
         Reported::ContinuationJob => "reported-continuation",
@@ -50,5 +69,10 @@ pub async fn handle<P: CodePipeline, S: StepFunctions>(
         Reported::LeftToSweep => "left-to-sweep",
     };
     info!(action, released = ?summary.released, "execution finished");
-    Ok(CompletionReport { action, reason: None, jobs, released: summary.released })
+    Ok(CompletionReport {
+        action,
+        reason: None,
+        jobs,
+        released: summary.released,
+    })
 }

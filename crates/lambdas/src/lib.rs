@@ -30,13 +30,19 @@ pub struct FunctionError {
 
 impl FunctionError {
     pub fn new(error_type: &'static str, error: impl std::fmt::Display) -> Self {
-        Self { error_type, message: error.to_string() }
+        Self {
+            error_type,
+            message: error.to_string(),
+        }
     }
 }
 
 impl From<FunctionError> for Diagnostic {
     fn from(e: FunctionError) -> Self {
-        Diagnostic { error_type: e.error_type.to_string(), error_message: e.message }
+        Diagnostic {
+            error_type: e.error_type.to_string(),
+            error_message: e.message,
+        }
     }
 }
 

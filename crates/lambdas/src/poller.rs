@@ -46,17 +46,33 @@ pub async fn handle<P: CodePipeline, S: StepFunctions>(
     handler: &JobHandler<P, S>,
 ) -> Result<SweepReport, FunctionError> {
     let envelope = parse_envelope(event.payload)?;
-    match PollerTrigger::classify(&envelope.detail_type, &envelope.detail, handler.settings()).map_err(invalid_event)? {
+    match PollerTrigger::classify(&envelope.detail_type, &envelope.detail, handler.settings())
+        .map_err(invalid_event)?
+    {
         PollerTrigger::Ignore(reason) => {
             info!(%reason, "event ignored");
-            Ok(SweepReport { action: "ignored", reason: Some(reason), ..Default::default() })
+            Ok(SweepReport {
+                action: "ignored",
+                reason: Some(reason),
+                ..Default::default()
+            })
         }
         PollerTrigger::Sweep => {
-            let summary = handler.sweep().await.map_err(|e| FunctionError::new("PollFailed", e))?;
-            let mut report = SweepReport { action: "sweep", polls: summary.polls, ..Default::default() };
+            let summary = handler
+                .sweep()
+                .await
+                .map_err(|e| FunctionError::new("PollFailed", e))?;
+            let mut report = SweepReport {
+                action: "sweep",
+                polls: summary.polls,
+                ..Default::default()
+            };
             report.count(&summary.outcomes);
             if report.unanswered > 0 {
-                warn!(unanswered = report.unanswered, "some jobs could not be answered");
+                warn!(
+                    unanswered = report.unanswered,
+                    "some jobs could not be answered"
+                );
             }
             info!(?report, "sweep done");
             Ok(report)

@@ -7,7 +7,8 @@ use lambda_runtime::{service_fn, Error};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let settings = Settings::from_lookup(|name| std::env::var(name).ok()).inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
+    let settings = Settings::from_lookup(|name| std::env::var(name).ok())
+        .inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
     let sdk = load_sdk_config().await;
     let handler = JobHandler::new(
         CodePipelineJobs::from_sdk_config(&sdk, &settings.action_type)?,
@@ -15,5 +16,8 @@ async fn main() -> Result<(), Error> {
         settings,
     );
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event| ec2_build_lambdas::poller::handle(event, handler))).await
+    lambda_runtime::run(service_fn(move |event| {
+        ec2_build_lambdas::poller::handle(event, handler)
+    }))
+    .await
 }

@@ -1,0 +1,251 @@
+//! The Lambda handlers called as the runtime calls them, with fakes behind the ports.
+
+use ec2_build_core::job::{Artifact, ArtifactLocation, JobData};
+use ec2_build_core::ports::ExecutionStatus;
+use ec2_build_core::testing::{FakeInstances, FakePipeline, FakeSteps};
+use ec2_build_core::{Job, JobHandler, Settings};
+use ec2_build_lambdas::{completion, poller, FunctionError};
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use serde_json::{json, Value};
+
+const STATE_MACHINE: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:ec2-build";
+
+fn handler() -> JobHandler<FakePipeline, FakeSteps> {
+    let settings = Settings::from_lookup(|k| {
+        match k {
+            "STATE_MACHINE_ARN" => Some(STATE_MACHINE),
+            "ACTION_CATEGORY" => Some("Build"),
+            "ACTION_PROVIDER" => Some("EC2Build"),
+            "ACTION_VERSION" => Some("1"),
+            "COMPLETION_POLL_DELAY_MS" => Some("10"),
+            "COMPLETION_POLL_ATTEMPTS" => Some("2"),
+            _ => None,
+        }
+        .map(Into::into)
+    })
+    .unwrap();
+    JobHandler::new(
+        FakePipeline::default(),
+        FakeSteps::new(STATE_MACHINE),
+        settings,
+    )
+}
+
+fn event(detail_type: &str, source: &str, detail: Value) -> LambdaEvent<Value> {
+    let payload = json!({
+        "version": "0", "id": "e-1", "detail-type": detail_type, "source": source,
+        "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": detail
+    });
+    LambdaEvent::new(payload, Context::default())
+}
+
+fn action_started(provider: &str) -> LambdaEvent<Value> {
+    event(
+        "CodePipeline Action Execution State Change",
+        "aws.codepipeline",
+        json!({"pipeline": "app", "execution-id": "pe-1", "stage": "Build", "action": "Compile", "state": "STARTED",
+               "region": "us-east-1", "type": {"owner": "Custom", "category": "Build", "provider": provider, "version": "1"}, "version": 1.0}),
+    )
+}
+
+fn job(id: &str) -> Job {
+    let mut data = JobData::default();
+    for (k, v) in [
+        ("ImageId", "ami-12345678"),
+        ("InstanceType", "t3.micro"),
+        ("Command", "make"),
+    ] {
+        data.configuration.insert(k.into(), v.into());
+    }
+    data.input_artifacts.push(Artifact {
+        name: "SourceOutput".into(),
+        location: Some(ArtifactLocation {
+            bucket: "artifacts".into(),
+            key: "app/Source/x".into(),
+        }),
+    });
+    Job {
+        id: id.into(),
+        nonce: "1".into(),
+        data,
+    }
+}
+
+fn diagnostic(e: FunctionError) -> Diagnostic {
+    e.into()
+}
+
+#[tokio::test]
+async fn event_for_another_action_type_is_ignored_without_any_aws_call() {
+    let h = handler();
+    h.pipeline_port().queue(job("job-1"));
+    let report = poller::handle(action_started("CodeBuild"), &h)
+        .await
+        .unwrap();
+    assert_eq!(report.action, "ignored");
+    assert!(h.pipeline_port().calls().is_empty());
+    assert!(h.steps_port().starts.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn started_event_of_our_action_starts_the_build() {
+    let h = handler();
+    h.pipeline_port().queue(job("job-1"));
+    let report = poller::handle(action_started("EC2Build"), &h)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.action, report.polls, report.started),
+        ("sweep", 1, 1)
+    );
+    assert_eq!(h.steps_port().count(), 1);
+}
+
+#[tokio::test]
+async fn scheduled_event_sweeps_continuation_jobs() {
+    let h = handler();
+    let arn = h.steps_port().arn("job-1");
+    h.steps_port().set(
+        "job-1",
+        ExecutionStatus::Succeeded,
+        Some(r#"{"Status":"SUCCEEDED"}"#),
+        None,
+        None,
+    );
+    h.pipeline_port().queue(Job {
+        id: "c-1".into(),
+        nonce: "1".into(),
+        data: JobData {
+            continuation_token: Some(arn),
+            ..Default::default()
+        },
+    });
+    let report = poller::handle(event("Scheduled Event", "aws.events", json!({})), &h)
+        .await
+        .unwrap();
+    assert_eq!(report.succeeded, 1);
+}
+
+#[tokio::test]
+async fn malformed_payload_is_an_invalid_event_error() {
+    let h = handler();
+    let err = poller::handle(
+        LambdaEvent::new(json!({"hello": "world"}), Context::default()),
+        &h,
+    )
+    .await
+    .unwrap_err();
+    let d = diagnostic(err);
+    assert_eq!(d.error_type, "InvalidEvent");
+    assert!(
+        d.error_message.contains("not an EventBridge event"),
+        "{}",
+        d.error_message
+    );
+    assert!(h.pipeline_port().calls().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_event_type_is_an_invalid_event_error() {
+    let h = handler();
+    let err = poller::handle(event("Object Created", "aws.s3", json!({})), &h)
+        .await
+        .unwrap_err();
+    let d = diagnostic(err);
+    assert_eq!(d.error_type, "InvalidEvent");
+    assert!(
+        d.error_message.contains("\"Object Created\""),
+        "{}",
+        d.error_message
+    );
+}
+
+#[tokio::test]
+async fn poll_failure_is_reported_as_poll_failed() {
+    let h = handler();
+    *h.pipeline_port().failing_polls.lock().unwrap() = 1;
+    let err = poller::handle(event("Scheduled Event", "aws.events", json!({})), &h)
+        .await
+        .unwrap_err();
+    assert_eq!(diagnostic(err).error_type, "PollFailed");
+}
+
+fn execution_event(
+    status: &str,
+    state_machine: &str,
+    h: &JobHandler<FakePipeline, FakeSteps>,
+) -> LambdaEvent<Value> {
+    event(
+        "Step Functions Execution Status Change",
+        "aws.states",
+        json!({"executionArn": h.steps_port().arn("job-1"), "stateMachineArn": state_machine, "name": "job-1",
+               "status": status, "startDate": 1, "stopDate": 2, "input": "{\"JobId\":\"job-1\"}", "output": null}),
+    )
+}
+
+#[tokio::test]
+async fn completion_reports_the_result_through_the_continuation_job() {
+    let h = handler();
+    h.pipeline_port().queue(job("job-1"));
+    poller::handle(action_started("EC2Build"), &h)
+        .await
+        .unwrap();
+    h.steps_port().set(
+        "job-1",
+        ExecutionStatus::Succeeded,
+        Some(r#"{"Status":"SUCCEEDED"}"#),
+        None,
+        None,
+    );
+    let report = completion::handle(
+        execution_event("SUCCEEDED", STATE_MACHINE, &h),
+        &h,
+        &FakeInstances::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.action, "reported-continuation");
+    assert_eq!(report.jobs.succeeded, 1);
+}
+
+#[tokio::test]
+async fn completion_of_an_aborted_execution_releases_instances() {
+    let h = handler();
+    h.pipeline_port().queue(job("job-1"));
+    poller::handle(action_started("EC2Build"), &h)
+        .await
+        .unwrap();
+    h.steps_port()
+        .set("job-1", ExecutionStatus::Aborted, None, None, None);
+    let instances = FakeInstances::default();
+    instances
+        .running
+        .lock()
+        .unwrap()
+        .insert(h.steps_port().arn("job-1"), vec!["i-1".into()]);
+    let report = completion::handle(
+        execution_event("ABORTED", STATE_MACHINE, &h),
+        &h,
+        &instances,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.released, vec!["i-1"]);
+    assert_eq!(report.jobs.failed, 1);
+}
+
+#[tokio::test]
+async fn completion_ignores_other_state_machines_without_any_aws_call() {
+    let h = handler();
+    let other = "arn:aws:states:us-east-1:123456789012:stateMachine:other";
+    let report = completion::handle(
+        execution_event("SUCCEEDED", other, &h),
+        &h,
+        &FakeInstances::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.action, "ignored");
+    assert!(h.pipeline_port().calls().is_empty());
+}
