@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.localstack.helpers import wait_until
 
 BUILD_SH = """#!/bin/bash
@@ -170,10 +168,6 @@ def test_lost_started_event_is_picked_up_by_the_sweep(e2e):
     assert action["summary"].startswith("Build succeeded")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: crates/core/src/report.rs success_report (line ~216) treats the document's empty "
-    "ImageUri/ImageDigest (\"\" for command and conda builds, docs/contracts.md) as present, so the "
-    "summary says 'image: @' and output variables ImageUri/ImageDigest are empty strings"))
 def test_command_build_summary_mentions_no_image(e2e):
     p = e2e.pipeline({"Command": "mkdir -p dist && echo x > dist/x", "OutputArtifactPath": "dist"})
     action = finish(e2e, p, "Succeeded")

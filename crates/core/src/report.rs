@@ -232,17 +232,16 @@ fn success_report(
             let names: Vec<&str> = build.outputs.iter().map(|o| o.name.as_str()).collect();
             parts.push(format!("outputs: {}", names.join(", ")));
         }
-        if let Some(uri) = &build.image_uri {
-            let digest = build
-                .image_digest
-                .as_deref()
-                .map(|d| format!("@{d}"))
-                .unwrap_or_default();
+        // The document sends "" for what a build kind does not produce.
+        let image_uri = build.image_uri.as_deref().filter(|v| !v.is_empty());
+        let image_digest = build.image_digest.as_deref().filter(|v| !v.is_empty());
+        if let Some(uri) = image_uri {
+            let digest = image_digest.map(|d| format!("@{d}")).unwrap_or_default();
             parts.push(format!("image: {uri}{digest}"));
-            variables.insert("ImageUri".into(), uri.clone());
+            variables.insert("ImageUri".into(), uri.to_string());
         }
-        if let Some(digest) = &build.image_digest {
-            variables.insert("ImageDigest".into(), digest.clone());
+        if let Some(digest) = image_digest {
+            variables.insert("ImageDigest".into(), digest.to_string());
         }
         if !build.packages.is_empty() {
             parts.push(format!("packages: {}", build.packages.join(", ")));
@@ -458,6 +457,22 @@ mod tests {
         );
         assert_eq!(r.output_variables["ImageDigest"], "sha256:abc");
         assert_eq!(r.output_variables["ExecutionArn"], ARN);
+    }
+
+    #[test]
+    fn empty_image_fields_of_command_builds_are_left_out() {
+        let output = r#"{"Status":"SUCCEEDED","Build":{"Outputs":[],"ImageUri":"","ImageDigest":"","Packages":[]}}"#;
+        let report = for_execution(
+            &execution(ExecutionStatus::Succeeded, Some(output), None, None),
+            None,
+            &settings(),
+        );
+        let JobReport::Succeed(r) = report else {
+            panic!("{report:?}")
+        };
+        assert!(!r.summary.contains("image:"), "{}", r.summary);
+        assert!(!r.output_variables.contains_key("ImageUri"));
+        assert!(!r.output_variables.contains_key("ImageDigest"));
     }
 
     #[test]
