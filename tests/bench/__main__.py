@@ -265,8 +265,9 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
     add("")
     who = ", ".join(f"{k or 'nobody'} ×{v}" for k, v in sorted(reporters.items()))
     add(f"Final result sent by: {who}. For context, on this machine the AWS CLI "
-        f"starts in {context['aws_cli']:.2f} s (`aws --version`, median of 5) and python3 in {context['python3'] * 1000:.0f} ms; the document "
-        "calls the AWS CLI once to download the input before the command and once (SendTaskSuccess) after it.")
+        f"starts in {context['aws_cli']:.2f} s (`aws --version`, median of 5) and python3 in {context['python3'] * 1000:.0f} ms; before the "
+        "command the document runs the AWS CLI to download the input (with a first heartbeat in the background) and python3 "
+        "twice (heartbeat request, unzip); after it python3 (result request) and the AWS CLI (SendTaskSuccess).")
     add("")
     add("Method: the bench creates a pipeline whose creation starts a run (the job exists when CreatePipeline returns: *visible*). "
         "The Lambdas reach the stack through a counting proxy in the bench that timestamps every request; *execution started* is when "
