@@ -196,6 +196,14 @@ def main(argv: list[str] | None = None) -> int:
         "python3": tool_startup(["python3", "-c", "pass"]),
     }
     long_builds.sort(key=lambda b: b.sleep)
+    try:  # raw results, to re-render without re-measuring
+        import pickle
+
+        with open(os.path.join(os.environ.get("TMPDIR", "/tmp"), "ec2build-bench-raw.pkl"), "wb") as f:
+            pickle.dump({"info": info, "builds": builds, "long_builds": long_builds, "inv": durations_inv, "cold": cold,
+                         "tps": tps, "context": context, "args": args, "reps": reps, "elapsed": time.monotonic() - t_start}, f)
+    except Exception as e:  # noqa: BLE001
+        log(f"(raw results not saved: {e})")
     text = render(info, builds, long_builds, durations_inv, cold, tps, context, args, reps, time.monotonic() - t_start)
     print(text)
     if output:
