@@ -39,8 +39,10 @@ node_modules/.installed: package.json package-lock.json
 setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed build
 
 .PHONY: build
+# All targets at once: the tests' dev-dependency features (the SDKs' test-util) are then unified
+# with the binaries', so the AWS SDK crates compile once for `make test` instead of twice.
 build:
-	cargo build --workspace --bins
+	cargo build --workspace --all-targets
 
 # ---------------------------------------------------------------- tests
 # The pytest suites `make test` runs (tests/bench is `make bench`, not a test suite).
