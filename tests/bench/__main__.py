@@ -367,11 +367,32 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
         for t in tps:
             add(f"Median answer time of the local stack per poller request ({t.jobs} jobs, at the proxy): " +
                 ", ".join(f"{k.split('.')[1]} {v * 1000:.0f} ms" for k, v in sorted(t.latency.items())) + ".")
+        for t in tps:
+            status, timeouts = getattr(t, "execution_status", {}), getattr(t, "poller_timeouts", None)
+            if status or timeouts:
+                add(f"{t.jobs} jobs, at the end: executions by status " + ", ".join(f"{k} {v}" for k, v in sorted(status.items())) +
+                    f"; poller invocations over the 120 s function timeout: {timeouts}.")
+        if any("timed out" in t.note for t in tps):
+            add("")
+            add("A size whose note says *timed out* did not finish within the bench's limit: its row describes the local stack "
+                "under that load (one Python process serving every API call and running every execution), not the poller's "
+                "capacity, and its *lost* count includes jobs that were never reached or that the emulator cannot re-offer "
+                "(a job polled by an invocation that was killed stays Dispatched there). It is reported as measured, not as "
+                "a pass or fail of the product.")
         notes = [f"{t.jobs} jobs: {t.note}" for t in tps if t.note]
         errs = [f"{t.jobs} jobs: " + ", ".join(f"{k} ×{v}" for k, v in t.errors.items()) for t in tps if t.errors]
         if notes:
             add("")
             add("Notes: " + "; ".join(notes))
+            if any("continuation jobs" in n for n in notes):
+                add("")
+                add("Fewer queued continuation jobs than executions is not a lost job (every job has its execution and every "
+                    "original job was answered) but points at a likely product gap, not verified further here: within one sweep "
+                    "the poller handles a continuation job, CodePipeline creates the next one at once, the next PollForJobs round "
+                    "of the same sweep returns it, and the sweep drops it unacknowledged because it has seen its token "
+                    "(`seen_tokens` in crates/core/src/handler.rs). The local stack never re-queues a polled, unacknowledged job, "
+                    "so here such a build could not be finalised; whether AWS re-offers it, and after how long, decides what "
+                    "happens there.")
         if errs:
             add("")
             add("Error answers seen (expected ones: InvalidNonce when two sandboxes race for a job): " + "; ".join(errs))

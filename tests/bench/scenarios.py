@@ -236,6 +236,8 @@ class Throughput:
     already_exists: int = 0
     invalid_nonce: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    execution_status: dict[str, int] = field(default_factory=dict)  # at the end of the run
+    poller_timeouts: int = 0  # invocations over the function timeout (sandbox killed with its jobs in flight)
     latency: dict[str, float] = field(default_factory=dict)  # median s per operation at the proxy (the stack's answer time)
     note: str = ""
 
@@ -331,6 +333,7 @@ def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, log=pr
                        what="running poller invocations to finish")
         except TimeoutError as e:
             res.note = (res.note + "; " if res.note else "") + str(e)
+        res.poller_timeouts = sum(1 for inv in poller.invocations if inv.status == "TimedOut")
         poller.stop()
         # Lost / duplicated: every queued job must have exactly one execution named after it, and
         # every run's action must point at it.
@@ -342,6 +345,8 @@ def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, log=pr
                 kw["nextToken"] = token
             page = env.sfn.list_executions(**kw)
             names += [e["name"] for e in page["executions"]]
+            for e in page["executions"]:
+                res.execution_status[e["status"]] = res.execution_status.get(e["status"], 0) + 1
             token = page.get("nextToken")
             if not token:
                 break
