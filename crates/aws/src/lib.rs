@@ -43,3 +43,15 @@ impl Ec2Instances {
         Self::new(aws_sdk_ec2::Client::new(config))
     }
 }
+
+/// The job handler both Lambdas run, over SDK clients from `config`.
+pub fn job_handler(
+    config: &aws_config::SdkConfig,
+    settings: ec2_build_core::Settings,
+) -> Result<ec2_build_core::JobHandler<CodePipelineJobs, StepFunctionsExecutions>, AdapterError> {
+    Ok(ec2_build_core::JobHandler::new(
+        CodePipelineJobs::from_sdk_config(config, &settings.action_type)?,
+        StepFunctionsExecutions::from_sdk_config(config, &settings.state_machine_arn),
+        settings,
+    ))
+}

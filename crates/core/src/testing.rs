@@ -307,3 +307,89 @@ impl Instances for FakeInstances {
         Ok(ids)
     }
 }
+
+/// State machine of the fixtures below.
+pub const STATE_MACHINE_ARN: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:ec2-build";
+
+/// Settings for action type Custom/Build/EC2Build/1 and [`STATE_MACHINE_ARN`], with short
+/// completion polling; `overrides` are further environment variables.
+pub fn settings(overrides: &[(&str, &str)]) -> crate::Settings {
+    let base = [
+        ("STATE_MACHINE_ARN", STATE_MACHINE_ARN),
+        ("ACTION_CATEGORY", "Build"),
+        ("ACTION_PROVIDER", "EC2Build"),
+        ("ACTION_VERSION", "1"),
+        ("COMPLETION_POLL_ATTEMPTS", "3"),
+        ("COMPLETION_POLL_DELAY_MS", "10"),
+    ];
+    crate::Settings::from_lookup(|name| {
+        overrides
+            .iter()
+            .chain(base.iter())
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .expect("fixture settings are valid")
+}
+
+/// A new job of a valid `command` build with one input and one output artifact; `configuration`
+/// overrides properties.
+pub fn new_job(id: &str, configuration: &[(&str, &str)]) -> Job {
+    use crate::job::{Artifact, ArtifactLocation, JobData, PipelineContext};
+    let config: BTreeMap<String, String> = [
+        ("ImageId", "ami-0123456789abcdef0"),
+        ("InstanceType", "m5.large"),
+        ("Command", "make"),
+        ("OutputArtifactPath", "dist"),
+    ]
+    .iter()
+    .chain(configuration.iter())
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let artifact = |name: &str| Artifact {
+        name: name.into(),
+        location: Some(ArtifactLocation {
+            bucket: "artifacts".into(),
+            key: format!("app/{name}/obj"),
+        }),
+    };
+    Job {
+        id: id.into(),
+        nonce: format!("nonce-{id}"),
+        data: JobData {
+            configuration: config,
+            input_artifacts: vec![artifact("SourceOutput")],
+            output_artifacts: vec![artifact("BuildOutput")],
+            pipeline: PipelineContext {
+                pipeline_name: "app".into(),
+                stage_name: "Build".into(),
+                action_name: "Compile".into(),
+                pipeline_execution_id: "pe-1".into(),
+            },
+            encryption_key_id: None,
+            continuation_token: None,
+        },
+    }
+}
+
+/// A continuation job carrying `token`.
+pub fn continuation_job(id: &str, token: &str) -> Job {
+    let data = crate::job::JobData {
+        continuation_token: Some(token.into()),
+        ..Default::default()
+    };
+    Job {
+        id: id.into(),
+        nonce: "n".into(),
+        data,
+    }
+}
+
+/// A handler over fresh fakes.
+pub fn handler(settings: crate::Settings) -> crate::JobHandler<FakePipeline, FakeSteps> {
+    crate::JobHandler::new(
+        FakePipeline::default(),
+        FakeSteps::new(STATE_MACHINE_ARN),
+        settings,
+    )
+}

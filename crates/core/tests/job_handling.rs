@@ -2,80 +2,16 @@
 
 use ec2_build_core::events::ExecutionEnded;
 use ec2_build_core::handler::Reported;
-use ec2_build_core::job::{Artifact, ArtifactLocation, JobData, PipelineContext};
 use ec2_build_core::ports::ExecutionStatus;
 use ec2_build_core::report::FailureKind;
-use ec2_build_core::testing::{Answer, FakeInstances, FakePipeline, FakeSteps};
-use ec2_build_core::{Job, JobHandler, JobOutcome, Settings};
-use std::collections::BTreeMap;
-
-const STATE_MACHINE: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:ec2-build";
+use ec2_build_core::testing::{
+    self, continuation_job, new_job, Answer, FakeInstances, FakePipeline, FakeSteps,
+    STATE_MACHINE_ARN as STATE_MACHINE,
+};
+use ec2_build_core::{JobHandler, JobOutcome, Settings};
 
 fn settings() -> Settings {
-    Settings::from_lookup(|k| {
-        match k {
-            "STATE_MACHINE_ARN" => Some(STATE_MACHINE),
-            "ACTION_CATEGORY" => Some("Build"),
-            "ACTION_PROVIDER" => Some("EC2Build"),
-            "ACTION_VERSION" => Some("1"),
-            "POLL_BATCH_SIZE" => Some("3"),
-            "COMPLETION_POLL_ATTEMPTS" => Some("3"),
-            "COMPLETION_POLL_DELAY_MS" => Some("10"),
-            _ => None,
-        }
-        .map(Into::into)
-    })
-    .unwrap()
-}
-
-fn new_job(id: &str, config: &[(&str, &str)]) -> Job {
-    let mut configuration: BTreeMap<String, String> = [
-        ("ImageId", "ami-0123456789abcdef0"),
-        ("InstanceType", "m5.large"),
-        ("Command", "make"),
-        ("OutputArtifactPath", "dist"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    for (k, v) in config {
-        configuration.insert(k.to_string(), v.to_string());
-    }
-    let artifact = |name: &str| Artifact {
-        name: name.into(),
-        location: Some(ArtifactLocation {
-            bucket: "artifacts".into(),
-            key: format!("app/{name}/obj"),
-        }),
-    };
-    Job {
-        id: id.into(),
-        nonce: format!("nonce-{id}"),
-        data: JobData {
-            configuration,
-            input_artifacts: vec![artifact("SourceOutput")],
-            output_artifacts: vec![artifact("BuildOutput")],
-            pipeline: PipelineContext {
-                pipeline_name: "app".into(),
-                stage_name: "Build".into(),
-                action_name: "Compile".into(),
-                pipeline_execution_id: "pe-1".into(),
-            },
-            encryption_key_id: None,
-            continuation_token: None,
-        },
-    }
-}
-
-fn continuation_job(id: &str, token: &str) -> Job {
-    Job {
-        id: id.into(),
-        nonce: "n".into(),
-        data: JobData {
-            continuation_token: Some(token.into()),
-            ..Default::default()
-        },
-    }
+    testing::settings(&[("POLL_BATCH_SIZE", "3")])
 }
 
 fn handler(pipeline: FakePipeline) -> JobHandler<FakePipeline, FakeSteps> {

@@ -1,34 +1,17 @@
 //! The Lambda handlers called as the runtime calls them, with fakes behind the ports.
 
-use ec2_build_core::job::{Artifact, ArtifactLocation, JobData};
+use ec2_build_core::job::JobData;
 use ec2_build_core::ports::ExecutionStatus;
-use ec2_build_core::testing::{FakeInstances, FakePipeline, FakeSteps};
-use ec2_build_core::{Job, JobHandler, Settings};
+use ec2_build_core::testing::{
+    self, FakeInstances, FakePipeline, FakeSteps, STATE_MACHINE_ARN as STATE_MACHINE,
+};
+use ec2_build_core::{Job, JobHandler};
 use ec2_build_lambdas::{completion, poller, FunctionError};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 
-const STATE_MACHINE: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:ec2-build";
-
 fn handler() -> JobHandler<FakePipeline, FakeSteps> {
-    let settings = Settings::from_lookup(|k| {
-        match k {
-            "STATE_MACHINE_ARN" => Some(STATE_MACHINE),
-            "ACTION_CATEGORY" => Some("Build"),
-            "ACTION_PROVIDER" => Some("EC2Build"),
-            "ACTION_VERSION" => Some("1"),
-            "COMPLETION_POLL_DELAY_MS" => Some("10"),
-            "COMPLETION_POLL_ATTEMPTS" => Some("2"),
-            _ => None,
-        }
-        .map(Into::into)
-    })
-    .unwrap();
-    JobHandler::new(
-        FakePipeline::default(),
-        FakeSteps::new(STATE_MACHINE),
-        settings,
-    )
+    testing::handler(testing::settings(&[("COMPLETION_POLL_ATTEMPTS", "2")]))
 }
 
 fn event(detail_type: &str, source: &str, detail: Value) -> LambdaEvent<Value> {
@@ -50,26 +33,7 @@ fn action_started(provider: &str) -> LambdaEvent<Value> {
 }
 
 fn job(id: &str) -> Job {
-    let mut data = JobData::default();
-    for (k, v) in [
-        ("ImageId", "ami-12345678"),
-        ("InstanceType", "t3.micro"),
-        ("Command", "make"),
-    ] {
-        data.configuration.insert(k.into(), v.into());
-    }
-    data.input_artifacts.push(Artifact {
-        name: "SourceOutput".into(),
-        location: Some(ArtifactLocation {
-            bucket: "artifacts".into(),
-            key: "app/Source/x".into(),
-        }),
-    });
-    Job {
-        id: id.into(),
-        nonce: "1".into(),
-        data,
-    }
+    testing::new_job(id, &[])
 }
 
 fn diagnostic(e: FunctionError) -> Diagnostic {

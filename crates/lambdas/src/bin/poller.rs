@@ -1,7 +1,6 @@
 //! Poller Lambda: wiring only.
 
-use ec2_build_aws::{load_sdk_config, CodePipelineJobs, StepFunctionsExecutions};
-use ec2_build_core::{JobHandler, Settings};
+use ec2_build_core::Settings;
 use lambda_runtime::{service_fn, Error};
 
 #[tokio::main]
@@ -9,12 +8,8 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = Settings::from_lookup(|name| std::env::var(name).ok())
         .inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
-    let sdk = load_sdk_config().await;
-    let handler = JobHandler::new(
-        CodePipelineJobs::from_sdk_config(&sdk, &settings.action_type)?,
-        StepFunctionsExecutions::from_sdk_config(&sdk, &settings.state_machine_arn),
-        settings,
-    );
+    let sdk = ec2_build_aws::load_sdk_config().await;
+    let handler = ec2_build_aws::job_handler(&sdk, settings)?;
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event| {
         ec2_build_lambdas::poller::handle(event, handler)
