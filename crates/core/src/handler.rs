@@ -114,8 +114,8 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
     }
 
     /// Polls for jobs and handles them, batch after batch while batches come back full (at most
-    /// `poll_max_rounds`). A job whose continuation token was already handled in this sweep is
-    /// left queued for the next one, so a running build is not re-checked in a tight loop.
+    /// `poll_max_rounds`), and stops after a batch holding a continuation job of a build it
+    /// already checked, so a running build is checked at most twice a sweep.
     pub async fn sweep(&self) -> Result<BatchSummary, Error> {
         let mut summary = BatchSummary::default();
         let mut seen_tokens = HashSet::new();
@@ -134,16 +134,19 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
             };
             summary.polls += 1;
             let full = jobs.len() as u32 >= self.settings.poll_batch_size;
-            let fresh: Vec<Job> = jobs
-                .into_iter()
-                .filter(|job| match &job.data.continuation_token {
-                    Some(token) => seen_tokens.insert(token.clone()),
-                    None => true,
-                })
-                .collect();
-            let handled_any = !fresh.is_empty();
-            summary.outcomes.extend(self.handle_jobs(fresh).await);
-            if !full || !handled_any {
+            // Every polled job is handled: a polled job that is not acknowledged is not offered
+            // again soon (or at all, in some emulators), so skipping one could strand a build.
+            // A token seen twice means the batch holds continuations of builds this sweep already
+            // checked: handle it and stop, so running builds are not re-checked in a loop.
+            let mut repeated = false;
+            for token in jobs
+                .iter()
+                .filter_map(|job| job.data.continuation_token.clone())
+            {
+                repeated |= !seen_tokens.insert(token);
+            }
+            summary.outcomes.extend(self.handle_jobs(jobs).await);
+            if !full || repeated {
                 break;
             }
         }

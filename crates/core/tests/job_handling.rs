@@ -257,6 +257,42 @@ async fn one_failing_job_does_not_stop_the_others() {
 }
 
 #[tokio::test]
+async fn every_polled_job_is_answered_even_a_repeated_continuation() {
+    // Batch size 3, three running builds: after the first batch, CodePipeline has queued their
+    // next continuation jobs, which the second poll returns. Those are polled, so they must be
+    // answered too (a polled job that is left alone may never be offered again), and the sweep
+    // then stops instead of re-checking the same builds again and again.
+    let h = handler(FakePipeline::default());
+    for name in ["job-1", "job-2", "job-3"] {
+        h.steps()
+            .set(name, ExecutionStatus::Running, None, None, None);
+        h.pipeline()
+            .queue(continuation_job(&format!("c-{name}"), &h.steps().arn(name)));
+    }
+    let summary = h.sweep().await.unwrap();
+    assert_eq!(summary.polls, 2);
+    assert_eq!(summary.outcomes.len(), 6);
+    assert!(
+        summary
+            .outcomes
+            .iter()
+            .all(|o| matches!(o, JobOutcome::Continued { .. })),
+        "{:?}",
+        summary.outcomes
+    );
+    assert_eq!(
+        h.pipeline().answers().len(),
+        6,
+        "every polled job is answered"
+    );
+    assert_eq!(
+        h.pipeline().queued().len(),
+        3,
+        "one continuation per build waits for the next sweep"
+    );
+}
+
+#[tokio::test]
 async fn poll_failure_is_an_error_of_the_sweep() {
     let pipeline = FakePipeline::default();
     *pipeline.failing_polls.lock().unwrap() = 1;
