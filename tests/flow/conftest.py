@@ -124,7 +124,7 @@ class Flow:
         return f"{name}=s3://{self.bucket}/app/{name}/{uuid.uuid4().hex[:8]}"
 
     def execution_input(self, job_id: str | None = None, image_id: str | None = None, instance_types: list[str] | None = None,
-                        capacity: str = "on-demand", build_seconds: int = 120, heartbeat_seconds: int = 60, **build: str) -> dict[str, Any]:
+                        capacity: str = "on-demand", build_seconds: int = 120, heartbeat_seconds: int = 180, **build: str) -> dict[str, Any]:
         job_id = job_id or str(uuid.uuid4())
         b = {
             "JobId": job_id, "BuildKind": "command", "Command": "", "BuildTarget": "", "WorkingDirectory": "",

@@ -23,7 +23,8 @@ pub struct Settings {
     pub poll_max_rounds: u32,
     /// How many jobs of a batch are handled at the same time.
     pub job_concurrency: usize,
-    /// `HeartbeatSeconds` of the build task: the document sends a heartbeat every minute.
+    /// `HeartbeatSeconds` of the build task. The document sends a heartbeat every 60 s plus the
+    /// time the AWS CLI takes to start, so at least 120 (default 300).
     pub heartbeat_seconds: u32,
     /// Region used in console links.
     pub console_region: String,
@@ -77,7 +78,7 @@ impl Settings {
             poll_batch_size: number("POLL_BATCH_SIZE", 10, 1, 100)? as u32,
             poll_max_rounds: number("POLL_MAX_ROUNDS", 10, 1, 100)? as u32,
             job_concurrency: number("JOB_CONCURRENCY", 8, 1, 64)? as usize,
-            heartbeat_seconds: number("BUILD_HEARTBEAT_SECONDS", 300, 60, 3600)? as u32,
+            heartbeat_seconds: number("BUILD_HEARTBEAT_SECONDS", 300, 120, 3600)? as u32,
             console_region,
             completion_poll_attempts: number("COMPLETION_POLL_ATTEMPTS", 6, 1, 20)? as u32,
             completion_poll_delay: Duration::from_millis(number(
@@ -173,6 +174,16 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn heartbeat_leaves_room_for_the_documents_minute() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BUILD_HEARTBEAT_SECONDS", "60"));
+        assert!(matches!(
+            Settings::from_lookup(lookup(&pairs)),
+            Err(Error::Setting { name: "BUILD_HEARTBEAT_SECONDS", .. })
+        ));
     }
 
     #[test]
