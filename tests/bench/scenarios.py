@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.localstack import LocalStack
-from tests.localstack.helpers import custom_stage, s3_source_pipeline, wait_until, zip_bytes
+from tests.localstack.helpers import custom_stage, execution_history, s3_source_pipeline, wait_until, zip_bytes
 
 from .proxy import Call, CountingProxy
 
@@ -74,16 +74,7 @@ class Environment:
         return stage["actionStates"][0].get("latestExecution") or {}
 
     def history(self, arn: str) -> list[dict[str, Any]]:
-        events, token = [], None
-        while True:
-            kw: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
-            if token:
-                kw["nextToken"] = token
-            page = self.sfn.get_execution_history(**kw)
-            events += page["events"]
-            token = page.get("nextToken")
-            if not token:
-                return events
+        return execution_history(self.sfn, arn)
 
 
 # ---------------------------------------------------------------- one pipeline build, measured

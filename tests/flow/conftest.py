@@ -17,6 +17,7 @@ import pytest
 
 from tests.deploy import create_build_document, create_state_machine
 from tests.localstack import LocalStack
+from tests.localstack.helpers import execution_history
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ACCOUNT = "123456789012"
@@ -158,16 +159,7 @@ class Flow:
         return self.wait(self.start(execution_input, state_machine), timeout)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        events, token = [], None
-        while True:
-            kw = {"executionArn": execution_arn, "maxResults": 1000}
-            if token:
-                kw["nextToken"] = token
-            page = self.sfn.get_execution_history(**kw)
-            events += page["events"]
-            token = page.get("nextToken")
-            if not token:
-                return events
+        return execution_history(self.sfn, execution_arn)
 
     def transitions(self, execution_arn: str) -> list[str]:
         """Names of the states entered, in order (each one is a billed state transition)."""

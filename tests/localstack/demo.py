@@ -32,7 +32,7 @@ from typing import Any
 
 from tests.deploy import deploy
 from tests.localstack import LocalStack
-from tests.localstack.helpers import custom_stage, s3_source_pipeline, zip_bytes
+from tests.localstack.helpers import custom_stage, execution_history, s3_source_pipeline, zip_bytes
 
 BUILD_SCRIPT = """#!/bin/bash
 set -euo pipefail
@@ -83,19 +83,6 @@ class Clock:
             print(f"[{t - self.t0:6.1f}s] {took} {what}", flush=True)
             if stage:
                 self.last = max(self.last, t)
-
-
-def history(sfn: Any, arn: str) -> list[dict[str, Any]]:
-    events, token = [], None
-    while True:
-        kw: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
-        if token:
-            kw["nextToken"] = token
-        page = sfn.get_execution_history(**kw)
-        events += page["events"]
-        token = page.get("nextToken")
-        if not token:
-            return events
 
 
 def run(fail: bool, keep: bool) -> int:
@@ -157,7 +144,7 @@ def follow(stack: Any, dep: Any, fail: bool) -> int:
             clock.say(f"execution started: {d['name']}", d["startDate"])
             clock.say(f"  console link (CodePipeline's 'Details'): {action.get('externalExecutionUrl')}", d["startDate"], stage=False)
         if execution_arn:
-            for h in history(sfn, execution_arn):
+            for h in execution_history(sfn, execution_arn):
                 key = f"h{h['id']}"
                 if key in seen:
                     continue

@@ -130,3 +130,9 @@ def amis(stack: Any) -> tuple[str, str]:
     windows = ec2.describe_images(Filters=[{"Name": "platform", "Values": ["windows"]}])["Images"][0]["ImageId"]
     stack._ec2build_amis = (linux, windows)
     return linux, windows
+
+
+def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    """Every event of an execution's history, oldest first, across pages."""
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+    return [event for page in pages for event in page["events"]]
