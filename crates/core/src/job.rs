@@ -49,10 +49,3 @@ pub struct PipelineContext {
     pub action_name: String,
     pub pipeline_execution_id: String,
 }
-
-impl Job {
-    /// A job that carries a continuation token continues a build that already started.
-    pub fn is_continuation(&self) -> bool {
-        self.data.continuation_token.is_some()
-    }
-}
