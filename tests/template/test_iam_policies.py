@@ -30,7 +30,7 @@ WILDCARD_RESOURCE_ONLY = {
     "codepipeline:AcknowledgeJob", "codepipeline:GetJobDetails",
     "codepipeline:PutJobSuccessResult", "codepipeline:PutJobFailureResult",
     # read-only
-    "ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeInstanceStatus",
+    "ec2:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceStatus",
     "ssm:DescribeInstanceInformation", "ssm:GetCommandInvocation", "ssm:ListCommandInvocations",
     # command ids come from our own SendCommand, which is scoped to our document and instances
     "ssm:CancelCommand",

@@ -3,7 +3,7 @@
 use crate::error::service_error;
 use crate::EXECUTION_TAG;
 use async_trait::async_trait;
-use aws_sdk_ec2::types::Filter;
+use aws_sdk_ec2::types::{Filter, InstanceStateName};
 use aws_sdk_ec2::Client;
 use ec2_build_core::ports::Instances;
 use ec2_build_core::Error;
@@ -20,49 +20,62 @@ impl Ec2Instances {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+
+    /// Ids of the instances carrying the execution's tag, terminated ones included.
+    ///
+    /// DescribeTags, not DescribeInstances: only the ids are needed, and DescribeInstances'
+    /// response model (every field of an instance) is the largest code in the completion binary,
+    /// which is loaded on every cold start whether an instance is released or not.
+    async fn tagged_instances(&self, execution_arn: &str) -> Result<Vec<String>, Error> {
+        let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
+        let mut ids = Vec::new();
+        let mut pages = self
+            .client
+            .describe_tags()
+            .filters(filter("resource-type", "instance"))
+            .filters(filter("key", EXECUTION_TAG))
+            .filters(filter("value", execution_arn))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| service_error(SERVICE, "DescribeTags", e))?;
+            ids.extend(
+                page.tags()
+                    .iter()
+                    .filter(|tag| tag.value() == Some(execution_arn))
+                    .filter_map(|tag| tag.resource_id().map(str::to_string)),
+            );
+        }
+        Ok(ids)
+    }
 }
 
 #[async_trait]
 impl Instances for Ec2Instances {
     async fn release_for_execution(&self, execution_arn: &str) -> Result<Vec<String>, Error> {
-        let mut ids = Vec::new();
-        let mut pages = self
+        let ids = self.tagged_instances(execution_arn).await?;
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        // Terminating an instance that is already shutting down or terminated succeeds and
+        // changes nothing; only the ones this call stopped are reported as released.
+        let out = self
             .client
-            .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{EXECUTION_TAG}"))
-                    .values(execution_arn)
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name("instance-state-name")
-                    .values("pending")
-                    .values("running")
-                    .values("stopping")
-                    .values("stopped")
-                    .build(),
-            )
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| service_error(SERVICE, "DescribeInstances", e))?;
-            ids.extend(
-                page.reservations()
-                    .iter()
-                    .flat_map(|r| r.instances())
-                    .filter_map(|i| i.instance_id().map(str::to_string)),
-            );
-        }
-        if !ids.is_empty() {
-            self.client
-                .terminate_instances()
-                .set_instance_ids(Some(ids.clone()))
-                .send()
-                .await
-                .map_err(|e| service_error(SERVICE, "TerminateInstances", e))?;
-        }
-        Ok(ids)
+            .terminate_instances()
+            .set_instance_ids(Some(ids))
+            .send()
+            .await
+            .map_err(|e| service_error(SERVICE, "TerminateInstances", e))?;
+        Ok(out
+            .terminating_instances()
+            .iter()
+            .filter(|change| {
+                !matches!(
+                    change.previous_state().and_then(|s| s.name()),
+                    Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
+                )
+            })
+            .filter_map(|change| change.instance_id().map(str::to_string))
+            .collect())
     }
 }

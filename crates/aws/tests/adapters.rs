@@ -8,8 +8,9 @@ use aws_sdk_codepipeline::operation::put_job_success_result::{
     PutJobSuccessResultError, PutJobSuccessResultOutput,
 };
 use aws_sdk_codepipeline::types as cp;
-use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+use aws_sdk_ec2::operation::describe_tags::DescribeTagsOutput;
 use aws_sdk_ec2::operation::terminate_instances::TerminateInstancesOutput;
+use aws_sdk_ec2::types::InstanceStateName;
 use aws_sdk_sfn::operation::describe_execution::{DescribeExecutionError, DescribeExecutionOutput};
 use aws_sdk_sfn::operation::get_execution_history::GetExecutionHistoryOutput;
 use aws_sdk_sfn::operation::start_execution::{StartExecutionError, StartExecutionOutput};
@@ -308,27 +309,36 @@ async fn current_state_is_the_last_state_entered() {
 
 #[tokio::test]
 async fn release_terminates_the_tagged_instances_only_when_there_are_some() {
-    use aws_sdk_ec2::types::{Instance, Reservation};
-    let found = mock!(aws_sdk_ec2::Client::describe_instances)
+    use aws_sdk_ec2::types::TagDescription;
+    let tagged = |id: &str| {
+        TagDescription::builder()
+            .resource_id(id)
+            .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+            .key("ec2-build:execution-arn")
+            .value(EXEC)
+            .build()
+    };
+    let found = mock!(aws_sdk_ec2::Client::describe_tags)
         .match_requests(|r| {
-            r.filters()
-                .iter()
-                .any(|f| f.name() == Some("tag:ec2-build:execution-arn") && f.values() == [EXEC])
+            let has = |name: &str, value: &str| {
+                r.filters()
+                    .iter()
+                    .any(|f| f.name() == Some(name) && f.values() == [value])
+            };
+            has("resource-type", "instance")
+                && has("key", "ec2-build:execution-arn")
+                && has("value", EXEC)
         })
-        .then_output(|| {
-            DescribeInstancesOutput::builder()
-                .reservations(
-                    Reservation::builder()
-                        .instances(Instance::builder().instance_id("i-0abc").build())
-                        .build(),
-                )
-                .build()
-        });
+        .then_output(move || DescribeTagsOutput::builder().tags(tagged("i-0abc")).build());
     let terminate = mock!(aws_sdk_ec2::Client::terminate_instances)
         .match_requests(|r| r.instance_ids() == ["i-0abc"])
-        .then_output(|| TerminateInstancesOutput::builder().build());
-    let none = mock!(aws_sdk_ec2::Client::describe_instances)
-        .then_output(|| DescribeInstancesOutput::builder().build());
+        .then_output(|| {
+            TerminateInstancesOutput::builder()
+                .terminating_instances(state_change("i-0abc", InstanceStateName::Running))
+                .build()
+        });
+    let none = mock!(aws_sdk_ec2::Client::describe_tags)
+        .then_output(|| DescribeTagsOutput::builder().build());
     let client = mock_client!(
         aws_sdk_ec2,
         RuleMode::Sequential,
@@ -346,4 +356,49 @@ async fn release_terminates_the_tagged_instances_only_when_there_are_some() {
         .unwrap()
         .is_empty());
     assert_eq!(terminate.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn release_reports_only_instances_it_stopped() {
+    use aws_sdk_ec2::types::TagDescription;
+    let tags = mock!(aws_sdk_ec2::Client::describe_tags).then_output(|| {
+        DescribeTagsOutput::builder()
+            .tags(TagDescription::builder().resource_id("i-0done").value(EXEC).build())
+            .tags(TagDescription::builder().resource_id("i-0live").value(EXEC).build())
+            .tags(TagDescription::builder().resource_id("i-0going").value(EXEC).build())
+            .build()
+    });
+    let terminate = mock!(aws_sdk_ec2::Client::terminate_instances)
+        .match_requests(|r| r.instance_ids() == ["i-0done", "i-0live", "i-0going"])
+        .then_output(|| {
+            TerminateInstancesOutput::builder()
+                .terminating_instances(state_change("i-0done", InstanceStateName::Terminated))
+                .terminating_instances(state_change("i-0live", InstanceStateName::Running))
+                .terminating_instances(state_change("i-0going", InstanceStateName::ShuttingDown))
+                .build()
+        });
+    let client = mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&tags, &terminate]);
+    assert_eq!(
+        Ec2Instances::new(client)
+            .release_for_execution(EXEC)
+            .await
+            .unwrap(),
+        vec!["i-0live"]
+    );
+}
+
+fn state_change(
+    id: &str,
+    previous: aws_sdk_ec2::types::InstanceStateName,
+) -> aws_sdk_ec2::types::InstanceStateChange {
+    use aws_sdk_ec2::types::{InstanceState, InstanceStateChange};
+    InstanceStateChange::builder()
+        .instance_id(id)
+        .previous_state(InstanceState::builder().name(previous).build())
+        .current_state(
+            InstanceState::builder()
+                .name(InstanceStateName::ShuttingDown)
+                .build(),
+        )
+        .build()
 }

@@ -53,7 +53,7 @@ pub async fn handle<P: CodePipeline, S: StepFunctions>(
         .await
         .map_err(|e| match e {
             Error::Service {
-                operation: "DescribeInstances" | "TerminateInstances",
+                operation: "DescribeTags" | "TerminateInstances",
                 ..
             } => FunctionError::new("ReleaseFailed", e),
             other => FunctionError::new("DescribeFailed", other),
