@@ -40,6 +40,7 @@ class Invocation:
         self.error: Any = None
         self.queued_at = time.monotonic()
         self.started_at: float | None = None
+        self.pid: int | None = None  # the sandbox process that ran it (a binary target)
         self.ended_at: float | None = None
         self.done = threading.Event()
 
@@ -162,6 +163,7 @@ class _Sandbox:
             with self.function._lock:
                 inv.status = "Running"
                 inv.started_at = time.monotonic()
+                inv.pid = self.proc.pid if self.proc else None
             self.current = inv
             return inv
         return None

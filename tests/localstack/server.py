@@ -64,6 +64,13 @@ class TestApi:
                     else:
                         ssm.AGENT_CONFIG["images"][image_id] = mode
             return _json(start_response, "200 OK", {**ssm.AGENT_CONFIG, "work_dir": _work_dir()})
+        if path == "/_ec2build/jobs" and method == "GET":
+            from .ext import codepipeline
+
+            jobs = codepipeline.job_listing()
+            if "pipeline" in query:
+                jobs = [j for j in jobs if j["pipelineName"] == query["pipeline"]]
+            return _json(start_response, "200 OK", {"jobs": jobs})
         if path == "/_ec2build/agent/invocations" and method == "GET":
             out = []
             for instance_id, invs in ssm.RUNNING.items():

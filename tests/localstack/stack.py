@@ -166,6 +166,13 @@ class LocalStack:
     def agent_invocations(self) -> list[dict[str, Any]]:
         return self._api("GET", "agent/invocations")["invocations"]
 
+    def jobs(self, pipeline: str | None = None) -> list[dict[str, Any]]:
+        """CodePipeline jobs with their status (Queued, Dispatched, InProgress, Succeeded, Failed),
+        oldest first, optionally of one pipeline: what no CodePipeline call shows."""
+        from urllib.parse import quote
+
+        return self._api("GET", "jobs" + (f"?pipeline={quote(pipeline)}" if pipeline else ""))["jobs"]
+
     def server_log(self) -> str:
         return "".join(self._log_lines)
 

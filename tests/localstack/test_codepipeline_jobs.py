@@ -208,3 +208,21 @@ def test_action_state_change_events(stack, unique):
     assert failed["detail"]["execution-result"]["external-execution-summary"] == "nope"
     # The simulated S3 source action reported STARTED and SUCCEEDED as well.
     stack.router.wait_for_event({**base, "detail": {"pipeline": [pipeline["name"]], "action": ["Source"], "state": ["SUCCEEDED"]}})
+
+
+def test_job_listing_shows_each_jobs_status(stack, unique):
+    type_id, pipeline = _setup(stack, unique)
+    cp = stack.client("codepipeline")
+    wait_until(lambda: stack.jobs(pipeline["name"]), 10, what="the job")
+    [queued] = stack.jobs(pipeline["name"])
+    assert queued["status"] == "Queued" and queued["continuationToken"] is None and queued["actionTypeId"] == type_id
+    job = poll_one(stack, type_id)
+    assert job["id"] == queued["id"]
+    assert [j["status"] for j in stack.jobs(pipeline["name"])] == ["Dispatched"]
+    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+    assert [j["status"] for j in stack.jobs(pipeline["name"])] == ["InProgress"]
+    cp.put_job_success_result(jobId=job["id"], continuationToken="token-1")
+    listed = stack.jobs(pipeline["name"])
+    assert [(j["status"], j["continuationToken"]) for j in listed] == [("Succeeded", None), ("Queued", "token-1")]
+    assert listed[0]["pipelineExecutionId"] == listed[1]["pipelineExecutionId"] == job["data"]["pipelineContext"]["pipelineExecutionId"]
+    assert stack.jobs("no-such-pipeline") == []

@@ -66,6 +66,8 @@ def test_binary_under_the_runtime_api(stack, unique, runtime_binary):
         assert slow.done.wait(10) and slow.status == "TimedOut"
         (after,) = fn.invoke({"again": 1})  # a fresh sandbox took over
         assert after.done.wait(10) and after.status == "Succeeded"
+        # Each invocation names the sandbox process that ran it: the same one until it is killed.
+        assert ok.pid == failed.pid == crashed.pid and len({crashed.pid, slow.pid, after.pid}) == 3
         logs = fn.logs()
         assert logs.count("cold start") >= 3 and f"cold start echo-{unique} 128" in logs
         assert 'event {"hello": "world"}' in logs

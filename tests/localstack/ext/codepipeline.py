@@ -467,6 +467,29 @@ class JobState:
 STATES: dict[tuple[str, str], JobState] = {}
 
 
+def job_listing() -> list[dict[str, Any]]:
+    """Every job of every account and region with its status (test API: GET /_ec2build/jobs).
+    CodePipeline has no such call; tests use it to tell a job never polled (Queued) from one
+    polled and never acknowledged (Dispatched) or acknowledged and never answered (InProgress)."""
+    with LOCK:
+        out = []
+        for st in STATES.values():
+            for job in sorted(st.jobs.values(), key=lambda j: j.created):
+                ctx = job.data.get("pipelineContext") or {}
+                out.append(
+                    {
+                        "id": job.id,
+                        "status": job.status,
+                        "continuationToken": job.data.get("continuationToken"),
+                        "actionTypeId": job.data.get("actionTypeId"),
+                        "pipelineName": ctx.get("pipelineName"),
+                        "pipelineExecutionId": ctx.get("pipelineExecutionId"),
+                        "created": job.created,
+                    }
+                )
+        return out
+
+
 def state_for(account_id: str, region: str) -> JobState:
     with LOCK:
         key = (account_id, region)
