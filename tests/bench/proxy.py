@@ -4,7 +4,10 @@ The local stack has no per-operation request counter, so the benchmark points th
 `AWS_ENDPOINT_URL` at this proxy, which forwards every request unchanged to the stack and records
 the service operation (from `X-Amz-Target` for JSON protocols, `Action=` for query protocols), the
 HTTP status, the error type, the time the request arrived and the time the answer was sent, and for
-CodePipeline job calls the job id and whether a continuation token was sent. The state machine's
+CodePipeline job calls the job id and whether a continuation token was sent, for PollForJobs the
+ids of the jobs it returned, and the process id of the client (the Lambda sandbox that sent the
+request, looked up once per connection in /proc), so a job can be traced to the invocation that
+polled it. The state machine's
 own AWS SDK tasks call the stack directly and are not counted here (they show in the execution
 history instead).
 """
@@ -13,12 +16,15 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.localstack.lambda_runtime import _QuietServer
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection", "content-length"}
 
@@ -31,6 +37,44 @@ class Call:
     status: int
     error: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    pid: int | None = None  # the client process, None when it could not be found
+
+
+def _socket_inode(local_port: int, remote_port: int) -> str | None:
+    """Inode of the TCP socket bound to local_port and connected to remote_port (/proc/net/tcp*)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if int(cols[1].rsplit(":", 1)[1], 16) == local_port and int(cols[2].rsplit(":", 1)[1], 16) == remote_port:
+                        return cols[9]
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
+
+
+def client_pid(client_port: int, server_port: int) -> int | None:
+    """The process holding the client end of a connection to this machine's server_port."""
+    inode = _socket_inode(client_port, server_port)
+    if not inode or inode == "0":
+        return None
+    target = f"socket:[{inode}]"
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        fd_dir = f"/proc/{entry}/fd"
+        try:
+            for fd in os.listdir(fd_dir):
+                try:
+                    if os.readlink(f"{fd_dir}/{fd}") == target:
+                        return int(entry)
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return None
 
 
 def operation_of(headers: Any, body: bytes) -> tuple[str, dict[str, Any]]:
@@ -76,6 +120,8 @@ class CountingProxy:
 
             def _forward(self) -> None:
                 received = time.time()
+                if not hasattr(self, "client_pid"):  # once per connection (one handler per connection)
+                    self.client_pid = client_pid(self.client_address[1], self.server.server_address[1])
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 op, info = operation_of(self.headers, body)
@@ -100,12 +146,18 @@ class CountingProxy:
                         except Exception:
                             error = "HTTP %d" % status
                     error = error.split(":")[0].rpartition("#")[2]
+                elif op == "CodePipeline.PollForJobs":
+                    try:
+                        info["jobs"] = [j["id"] for j in json.loads(data).get("jobs", [])]
+                    except (ValueError, KeyError, TypeError, AttributeError):
+                        pass
                 with proxy._lock:
-                    proxy.calls.append(Call(op, received, time.time(), status, error, info))
+                    proxy.calls.append(Call(op, received, time.time(), status, error, info, self.client_pid))
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # Quiet about connections reset by a sandbox killed at the function timeout.
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
 
