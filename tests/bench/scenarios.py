@@ -216,6 +216,7 @@ def invocation_durations(env: Environment) -> dict[str, list[tuple[str, float]]]
 class Throughput:
     jobs: int
     concurrency: int
+    state_machine: str = "parked stand-in"  # or "real": what the started executions run
     queue_seconds: float = 0.0  # creating the pipeline runs (not part of the figure)
     all_started: float | None = None  # s from delivery of the events to the last StartExecution answered
     all_answered: float | None = None  # ... to the last original job answered (continuation token)
@@ -229,19 +230,57 @@ class Throughput:
     errors: dict[str, int] = field(default_factory=dict)
     execution_status: dict[str, int] = field(default_factory=dict)  # at the end of the run
     poller_timeouts: int = 0  # invocations over the function timeout (sandbox killed with its jobs in flight)
+    jobs_polled_by_killed: int = 0  # jobs (original or continuation) returned to an invocation that was then killed
+    lost_to_timeouts: int = 0  # lost original jobs among those
+    lost_by_stage: dict[str, int] = field(default_factory=dict)  # lost original jobs by what their status says
+    started_unanswered: int = 0  # original jobs with an execution but never answered
+    continuations_unanswered: int = 0  # continuation jobs polled and left Dispatched/InProgress
+    executions_without_continuation: int = 0  # executions with no queued continuation job carrying their ARN
+    run_seconds: float | None = None  # the whole run of this size: deploy, queueing, measure, check
     latency: dict[str, float] = field(default_factory=dict)  # median s per operation at the proxy (the stack's answer time)
     note: str = ""
 
 
-def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, log=print) -> Throughput:
+PARKED_ASL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "parked.asl.json")
+
+
+def park_state_machine(env: Environment) -> None:
+    """Replaces the deployed build state machine's definition with the bench's parked stand-in
+    (tests/bench/parked.asl.json: one hour-long Wait, then Succeed). UpdateStateMachine keeps the
+    ARN, so the poller's STATE_MACHINE_ARN, its execution names and continuation tokens are the
+    same as with the real definition."""
+    with open(PARKED_ASL) as f:
+        definition = f.read()
+    arn = env.dep.state_machine_arn
+    env.sfn.update_state_machine(stateMachineArn=arn, definition=definition)
+    now = env.sfn.describe_state_machine(stateMachineArn=arn)
+    if json.loads(now["definition"]) != json.loads(definition):
+        raise RuntimeError(f"{arn}: the stand-in definition did not replace the build workflow")
+
+
+def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, log=print, stand_in: bool = True) -> Throughput:
     """`jobs` pipeline runs queued while the STARTED rule is held back, then their `jobs` STARTED
-    events delivered to the poller at once. The state machine is the real one with its first agent
-    wait set to an hour (a placeholder value, not an ASL change), so executions park in WaitForAgent
-    after launching their instance instead of running `jobs` agent scripts on this machine."""
-    res = Throughput(jobs, concurrency)
+    events delivered to the poller at once.
+
+    What is measured is the poller: PollForJobs, AcknowledgeJob, StartExecution, the answer with
+    a continuation token, and the re-checks of already running builds whose continuation jobs the
+    later invocations find. The poller is the real release binary, deployed from the template and
+    unchanged. With `stand_in` (the default, and what section 4 reports for every size) the state
+    machine it starts is the parked stand-in (`park_state_machine`): the same ARN, but each
+    execution only waits, so the local stack (one Python process serving every API call and
+    running every execution) is not also launching `jobs` instances in moto while it answers the
+    poller. Without the stand-in, at 1,000 jobs the stack's EC2 work slowed StartExecution to
+    seconds and failed RunInstances, which measured moto, not the poller. The state machine's own
+    work per build is measured in sections 1 and 2. `stand_in=False` keeps the real definition,
+    with its first agent wait at an hour (a DefinitionSubstitutions value) so that executions park
+    in WaitForAgent after launching their instance."""
+    t_run = time.monotonic()
+    res = Throughput(jobs, concurrency, state_machine="parked stand-in" if stand_in else "real")
     env = Environment(bin_dir, substitutions={"AgentPollSeconds": "3600", "AgentPollMaxSeconds": "3600"},
                       schedule=False, concurrency=concurrency)
     try:
+        if stand_in:
+            park_state_machine(env)
         router = env.stack.router
         rule = router.rules[env.dep.rules["PollerFunction.ActionStarted"]]
         rule.enabled = False  # hold the STARTED events back while the jobs are queued
@@ -304,14 +343,16 @@ def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, log=pr
         res.latency = {k: statistics.median(v) for k, v in by_op.items()}
         res.already_exists = sum(1 for c in upto if c.operation == "StepFunctions.StartExecution" and "ExecutionAlreadyExists" in c.error)
         res.invalid_nonce = sum(1 for c in upto if c.operation == "CodePipeline.AcknowledgeJob" and "InvalidNonce" in c.error)
-        t_end_mono = time.monotonic() - (time.time() - t0 - (res.all_answered or (time.time() - t0)))
+        t_end_mono = t0 + (res.all_answered if res.all_answered is not None else time.time() - t0) - (time.time() - time.monotonic())
         # Invocations that had begun by then (one sweep keeps polling while batches come back full).
         res.invocations_until_answered = sum(
             1 for inv in poller.invocations[before:] if inv.started_at is not None and inv.started_at <= t_end_mono
         )
         # Stop the poller before checking, so nothing changes underneath: drop the invocations still
-        # queued (later events would only re-check started builds), let the running ones finish.
+        # queued (later events would only re-check started builds) and the retries of failed ones,
+        # let the running ones finish.
         router.stop()
+        poller.retries = 0
         import queue as _queue
 
         while True:
@@ -319,53 +360,110 @@ def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, log=pr
                 poller._queue.get_nowait()
             except _queue.Empty:
                 break
-        try:
-            wait_until(lambda: not any(i.status == "Running" for i in poller.invocations), 300, interval=0.5,
+        try:  # a running invocation ends by itself or is killed at the function timeout
+            wait_until(lambda: not any(i.status == "Running" for i in poller.invocations), poller.timeout + 15, interval=0.5,
                        what="running poller invocations to finish")
         except TimeoutError as e:
             res.note = (res.note + "; " if res.note else "") + str(e)
-        res.poller_timeouts = sum(1 for inv in poller.invocations if inv.status == "TimedOut")
         poller.stop()
-        # Lost / duplicated: every queued job must have exactly one execution named after it, and
-        # every run's action must point at it.
-        names: list[str] = []
-        token = None
-        while True:
-            kw: dict[str, Any] = {"stateMachineArn": env.dep.state_machine_arn, "maxResults": 1000}
-            if token:
-                kw["nextToken"] = token
-            page = env.sfn.list_executions(**kw)
-            names += [e["name"] for e in page["executions"]]
-            for e in page["executions"]:
-                res.execution_status[e["status"]] = res.execution_status.get(e["status"], 0) + 1
-            token = page.get("nextToken")
-            if not token:
-                break
-        res.executions = len(names)
-        # The stack is fresh: every execution belongs to one of the queued jobs and is named after it.
-        res.duplicated = (len(names) - len(set(names))) + max(0, len(set(names)) - jobs)
-        res.lost = max(0, jobs - len(set(names)))
-        # Cross-check from CodePipeline's side: no original job may still be queued, and every
-        # execution must have exactly one continuation job carrying its ARN.
-        leftover_originals, tokens = 0, []
-        while True:
-            batch = env.cp.poll_for_jobs(actionTypeId=env.dep.action_type, maxBatchSize=100)["jobs"]
-            if not batch:
-                break
-            for j in batch:
-                token = j["data"].get("continuationToken")
-                if token:
-                    tokens.append(token)
-                else:
-                    leftover_originals += 1
-        arns = {env.dep.execution_arn(n) for n in names}
-        if leftover_originals or sorted(tokens) != sorted(arns):
-            res.note = (res.note + "; " if res.note else "") + (
-                f"CodePipeline check: {leftover_originals} original jobs still queued, {len(tokens)} continuation jobs "
-                f"({len(set(tokens))} distinct) for {len(arns)} executions")
+        account(env, res, name, poller.invocations[before:])
+        res.run_seconds = time.monotonic() - t_run
         return res
     finally:
         env.close()
+
+
+def _list_execution_names(env: Environment, res: Throughput) -> list[str]:
+    names: list[str] = []
+    token = None
+    while True:
+        kw: dict[str, Any] = {"stateMachineArn": env.dep.state_machine_arn, "maxResults": 1000}
+        if token:
+            kw["nextToken"] = token
+        page = env.sfn.list_executions(**kw)
+        names += [e["name"] for e in page["executions"]]
+        for e in page["executions"]:
+            res.execution_status[e["status"]] = res.execution_status.get(e["status"], 0) + 1
+        token = page.get("nextToken")
+        if not token:
+            return names
+
+
+# What a lost original job's CodePipeline status says happened to it.
+LOST_STAGE = {
+    "Queued": "never polled",
+    "Dispatched": "polled, never acknowledged",
+    "InProgress": "acknowledged, no execution",
+    "Failed": "answered as failed",
+    "Succeeded": "answered as succeeded without an execution",
+}
+
+
+def account(env: Environment, res: Throughput, pipeline: str, invocations: list[Any]) -> None:
+    """Lost and duplicated jobs, once the poller has stopped. Every original job of the pipeline
+    (from the local stack's job listing, with its status) must have exactly one execution named
+    after it; a lost job is classified by its status, and counted apart when the invocation that
+    polled it was killed at the function timeout (the sandbox that sent the PollForJobs, from the
+    proxy, ran a TimedOut invocation at that moment). Then CodePipeline's side: each execution
+    should have one queued continuation job carrying its ARN, and no job may be left polled and
+    unanswered."""
+    names = _list_execution_names(env, res)
+    res.executions = len(names)
+    jobs = env.stack.jobs(pipeline)
+    originals = {j["id"]: j for j in jobs if not j["continuationToken"]}
+    named = set(names)
+    # A fresh stack: every execution must be named after one original job, and only once.
+    res.duplicated = (len(names) - len(named)) + len(named - set(originals))
+    lost = [j for jid, j in originals.items() if jid not in named]
+    res.lost = len(lost) + max(0, res.jobs - len(originals))  # originals missing from the listing: never created
+    for j in lost:
+        stage = LOST_STAGE.get(j["status"], j["status"])
+        res.lost_by_stage[stage] = res.lost_by_stage.get(stage, 0) + 1
+    res.started_unanswered = sum(1 for jid, j in originals.items() if jid in named and j["status"] in ("Dispatched", "InProgress"))
+    # Which invocation polled each job: the proxy knows the sandbox process of every PollForJobs.
+    offset = time.time() - time.monotonic()  # invocations keep monotonic times, the proxy wall-clock times
+    killed = [inv for inv in invocations if inv.status == "TimedOut" and inv.pid is not None and inv.started_at is not None]
+    res.poller_timeouts = sum(1 for inv in invocations if inv.status == "TimedOut")
+    polled_by_killed: set[str] = set()
+    for c in env.proxies["PollerFunction"].snapshot():
+        if c.operation != "CodePipeline.PollForJobs" or not c.info.get("jobs"):
+            continue
+        for inv in killed:
+            if c.pid == inv.pid and inv.started_at + offset - 0.05 <= c.received <= (inv.ended_at or float("inf")) + offset:
+                polled_by_killed.update(c.info["jobs"])
+                break
+    res.jobs_polled_by_killed = len(polled_by_killed)
+    res.lost_to_timeouts = sum(1 for j in lost if j["id"] in polled_by_killed)
+    # CodePipeline's side.
+    arns = {env.dep.execution_arn(n) for n in named}
+    continuations = [j for j in jobs if j["continuationToken"]]
+    queued_tokens = [j["continuationToken"] for j in continuations if j["status"] == "Queued"]
+    res.continuations_unanswered = sum(1 for j in continuations if j["status"] in ("Dispatched", "InProgress"))
+    res.executions_without_continuation = len(arns - set(queued_tokens))
+    checks = []
+    if res.lost_by_stage:
+        checks.append("lost jobs by status: " + ", ".join(f"{k} {v}" for k, v in sorted(res.lost_by_stage.items())))
+    if res.poller_timeouts:
+        checks.append(f"{res.poller_timeouts} poller invocations killed at the function timeout, holding {len(polled_by_killed)} "
+                      f"polled jobs, {res.lost_to_timeouts} of them lost")
+    if res.started_unanswered:
+        checks.append(f"{res.started_unanswered} original jobs with an execution but never answered")
+    if res.executions_without_continuation or res.continuations_unanswered or len(queued_tokens) != len(set(queued_tokens)):
+        checks.append(f"CodePipeline check: {len(queued_tokens)} queued continuation jobs ({len(set(queued_tokens))} distinct) for "
+                      f"{len(arns)} executions, {res.executions_without_continuation} executions without one, "
+                      f"{res.continuations_unanswered} continuation jobs polled and left unanswered")
+    # The same from CodePipeline's API: PollForJobs must return exactly the jobs still Queued.
+    listed_queued = sorted(j["id"] for j in jobs if j["status"] == "Queued")
+    polled: list[str] = []
+    while True:
+        batch = env.cp.poll_for_jobs(actionTypeId=env.dep.action_type, maxBatchSize=100)["jobs"]
+        if not batch:
+            break
+        polled += [j["id"] for j in batch]
+    if sorted(polled) != listed_queued:
+        checks.append(f"PollForJobs returned {len(polled)} jobs where the stack lists {len(listed_queued)} queued")
+    if checks:
+        res.note = "; ".join(([res.note] if res.note else []) + checks)
 
 
 def median(values: list[float]) -> float | None:
