@@ -363,9 +363,24 @@ async fn release_reports_only_instances_it_stopped() {
     use aws_sdk_ec2::types::TagDescription;
     let tags = mock!(aws_sdk_ec2::Client::describe_tags).then_output(|| {
         DescribeTagsOutput::builder()
-            .tags(TagDescription::builder().resource_id("i-0done").value(EXEC).build())
-            .tags(TagDescription::builder().resource_id("i-0live").value(EXEC).build())
-            .tags(TagDescription::builder().resource_id("i-0going").value(EXEC).build())
+            .tags(
+                TagDescription::builder()
+                    .resource_id("i-0done")
+                    .value(EXEC)
+                    .build(),
+            )
+            .tags(
+                TagDescription::builder()
+                    .resource_id("i-0live")
+                    .value(EXEC)
+                    .build(),
+            )
+            .tags(
+                TagDescription::builder()
+                    .resource_id("i-0going")
+                    .value(EXEC)
+                    .build(),
+            )
             .build()
     });
     let terminate = mock!(aws_sdk_ec2::Client::terminate_instances)

@@ -1,6 +1,7 @@
 //! What the Lambdas do with the events they receive. The envelope is parsed by the Lambda crates;
 //! these functions decide on its `detail-type`, `source` and `detail`.
 
+use crate::handler::SweepScope;
 use crate::ports::ExecutionStatus;
 use crate::{Error, Settings};
 use serde_json::Value;
@@ -8,8 +9,8 @@ use serde_json::Value;
 /// The poller's reaction to an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PollerTrigger {
-    /// Poll for jobs and handle them.
-    Sweep,
+    /// Poll for jobs and handle them, this far.
+    Sweep(SweepScope),
     /// Not for us; no AWS call is made.
     Ignore(String),
 }
@@ -19,11 +20,10 @@ pub const SCHEDULED_EVENT: &str = "Scheduled Event";
 pub const EXECUTION_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
 
 impl PollerTrigger {
-    /// Scheduled events always sweep; action state changes sweep when an action of our type
-    /// STARTED.
+    /// Scheduled events sweep all jobs; an action of our type that STARTED sweeps new jobs.
     pub fn classify(detail_type: &str, detail: &Value, settings: &Settings) -> Result<Self, Error> {
         match detail_type {
-            SCHEDULED_EVENT => Ok(Self::Sweep),
+            SCHEDULED_EVENT => Ok(Self::Sweep(SweepScope::AllJobs)),
             ACTION_STATE_CHANGE => {
                 let state = detail.get("state").and_then(Value::as_str).ok_or_else(|| {
                     Error::InvalidEvent(format!("{ACTION_STATE_CHANGE} event has no detail.state"))
@@ -47,7 +47,7 @@ impl PollerTrigger {
                 } else if state != "STARTED" {
                     Ok(Self::Ignore(format!("action state {state} needs no work")))
                 } else {
-                    Ok(Self::Sweep)
+                    Ok(Self::Sweep(SweepScope::NewJobs))
                 }
             }
             other => Err(Error::InvalidEvent(format!(
@@ -148,7 +148,7 @@ mod tests {
     }
 
     #[test]
-    fn our_started_action_sweeps() {
+    fn our_started_action_sweeps_new_jobs() {
         assert_eq!(
             PollerTrigger::classify(
                 ACTION_STATE_CHANGE,
@@ -156,7 +156,7 @@ mod tests {
                 &settings()
             )
             .unwrap(),
-            PollerTrigger::Sweep
+            PollerTrigger::Sweep(SweepScope::NewJobs)
         );
     }
 
@@ -183,10 +183,10 @@ mod tests {
     }
 
     #[test]
-    fn scheduled_event_sweeps() {
+    fn scheduled_event_sweeps_all_jobs() {
         assert_eq!(
             PollerTrigger::classify(SCHEDULED_EVENT, &json!({}), &settings()).unwrap(),
-            PollerTrigger::Sweep
+            PollerTrigger::Sweep(SweepScope::AllJobs)
         );
     }
 

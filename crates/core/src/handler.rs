@@ -8,6 +8,8 @@ use crate::report::{self, FailureReport, JobReport};
 use crate::{BuildSpec, Error, ExecutionInput, Settings};
 use futures::stream::{self, StreamExt};
 use std::collections::HashSet;
+use std::time::Duration;
+use tokio::time::Instant;
 use tracing::{field, info, warn, Instrument};
 
 /// What happened to one job.
@@ -52,6 +54,21 @@ impl JobOutcome {
         }
     }
 }
+
+/// How far a sweep goes once new jobs run out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepScope {
+    /// An action of ours started: poll while batches bring new jobs. Continuation jobs polled on
+    /// the way are handled, but a burst of N events does not re-check every running build N
+    /// times.
+    NewJobs,
+    /// The scheduled sweep: poll while batches come back full, re-checking running builds and
+    /// finalising those whose completion event was lost.
+    AllJobs,
+}
+
+/// Time a sweep keeps in hand before its deadline, beyond twice its slowest batch.
+pub const DEADLINE_RESERVE: Duration = Duration::from_secs(5);
 
 /// What one sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -114,12 +131,32 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
     }
 
     /// Polls for jobs and handles them, batch after batch while batches come back full (at most
-    /// `poll_max_rounds`), and stops after a batch holding a continuation job of a build it
-    /// already checked, so a running build is checked at most twice a sweep.
-    pub async fn sweep(&self) -> Result<BatchSummary, Error> {
+    /// `poll_max_rounds`). Every polled job is handled. The sweep stops early:
+    /// - after a batch holding a continuation job of a build it already checked, so a running
+    ///   build is checked at most twice a sweep;
+    /// - for [`SweepScope::NewJobs`], after a batch without a new job;
+    /// - before a batch it might not finish in `time_left` (the caller's deadline, such as the
+    ///   Lambda timeout): it needs twice its slowest batch so far plus [`DEADLINE_RESERVE`].
+    pub async fn sweep(
+        &self,
+        scope: SweepScope,
+        time_left: Duration,
+    ) -> Result<BatchSummary, Error> {
+        let started = Instant::now();
+        let mut slowest_batch = Duration::ZERO;
         let mut summary = BatchSummary::default();
         let mut seen_tokens = HashSet::new();
         while summary.polls < self.settings.poll_max_rounds {
+            if summary.polls > 0
+                && started.elapsed() + 2 * slowest_batch + DEADLINE_RESERVE > time_left
+            {
+                warn!(
+                    polls = summary.polls,
+                    "stopping before the deadline; the next sweep takes the remaining jobs"
+                );
+                break;
+            }
+            let batch_started = Instant::now();
             let jobs = match self
                 .pipeline
                 .poll_for_jobs(self.settings.poll_batch_size)
@@ -139,14 +176,16 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
             // A token seen twice means the batch holds continuations of builds this sweep already
             // checked: handle it and stop, so running builds are not re-checked in a loop.
             let mut repeated = false;
-            for token in jobs
-                .iter()
-                .filter_map(|job| job.data.continuation_token.clone())
-            {
-                repeated |= !seen_tokens.insert(token);
+            let mut new_jobs = false;
+            for job in &jobs {
+                match &job.data.continuation_token {
+                    Some(token) => repeated |= !seen_tokens.insert(token.clone()),
+                    None => new_jobs = true,
+                }
             }
             summary.outcomes.extend(self.handle_jobs(jobs).await);
-            if !full || repeated {
+            slowest_batch = slowest_batch.max(batch_started.elapsed());
+            if !full || repeated || (scope == SweepScope::NewJobs && !new_jobs) {
                 break;
             }
         }

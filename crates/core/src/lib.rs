@@ -19,7 +19,7 @@ pub mod testing;
 
 pub use error::{ConfigError, Error};
 pub use events::{CompletionTrigger, PollerTrigger};
-pub use handler::{BatchSummary, JobHandler, JobOutcome};
+pub use handler::{BatchSummary, JobHandler, JobOutcome, SweepScope};
 pub use input::ExecutionInput;
 pub use job::{ArtifactLocation, Job, JobData};
 pub use report::{FailureReport, JobReport, SuccessReport};

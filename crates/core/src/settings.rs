@@ -182,7 +182,10 @@ mod tests {
         pairs.push(("BUILD_HEARTBEAT_SECONDS", "60"));
         assert!(matches!(
             Settings::from_lookup(lookup(&pairs)),
-            Err(Error::Setting { name: "BUILD_HEARTBEAT_SECONDS", .. })
+            Err(Error::Setting {
+                name: "BUILD_HEARTBEAT_SECONDS",
+                ..
+            })
         ));
     }
 

@@ -12,6 +12,7 @@ use crate::Error;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// A job's answer as the fake CodePipeline recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,9 @@ pub enum Answer {
     Success(SuccessReport),
     Failure(FailureReport),
 }
+
+/// A time budget no test sweep reaches: the deadline never stops it.
+pub const AMPLE_TIME: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Default)]
 struct PipelineState {
@@ -39,6 +43,8 @@ pub struct FakePipeline {
     pub unanswerable_jobs: Mutex<HashSet<String>>,
     /// How many of the next PollForJobs calls fail.
     pub failing_polls: Mutex<u32>,
+    /// How long each PollForJobs call takes (tests run with tokio's paused clock).
+    pub poll_delay: Mutex<Duration>,
 }
 
 impl FakePipeline {
@@ -120,6 +126,10 @@ impl FakePipeline {
 #[async_trait]
 impl CodePipeline for FakePipeline {
     async fn poll_for_jobs(&self, max_batch_size: u32) -> Result<Vec<Job>, Error> {
+        let delay = *self.poll_delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         {
             let mut failing = self.failing_polls.lock().unwrap();
             if *failing > 0 {

@@ -5,10 +5,11 @@ use ec2_build_core::handler::Reported;
 use ec2_build_core::ports::ExecutionStatus;
 use ec2_build_core::report::FailureKind;
 use ec2_build_core::testing::{
-    self, continuation_job, new_job, Answer, FakeInstances, FakePipeline, FakeSteps,
+    self, continuation_job, new_job, Answer, FakeInstances, FakePipeline, FakeSteps, AMPLE_TIME,
     STATE_MACHINE_ARN as STATE_MACHINE,
 };
-use ec2_build_core::{JobHandler, JobOutcome, Settings};
+use ec2_build_core::{JobHandler, JobOutcome, Settings, SweepScope};
+use std::time::Duration;
 
 fn settings() -> Settings {
     testing::settings(&[("POLL_BATCH_SIZE", "3")])
@@ -36,7 +37,7 @@ impl Ports for JobHandler<FakePipeline, FakeSteps> {
 #[tokio::test]
 async fn new_job_starts_an_execution_named_after_the_job_and_continues_with_its_arn() {
     let h = handler(FakePipeline::with_jobs(vec![new_job("job-1", &[])]));
-    let summary = h.sweep().await.unwrap();
+    let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     let arn = h.steps().arn("job-1");
     assert_eq!(
         summary.outcomes,
@@ -71,7 +72,7 @@ async fn invalid_configuration_fails_the_job_and_starts_nothing() {
         "job-1",
         &[("InstanceType", "huge")],
     )]));
-    h.sweep().await.unwrap();
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     assert_eq!(h.steps().count(), 0);
     let Some(Answer::Failure(report)) = h.pipeline().answer_for("job-1") else {
         panic!()
@@ -90,7 +91,7 @@ async fn job_owned_by_another_worker_is_left_alone() {
     let pipeline = FakePipeline::with_jobs(vec![new_job("job-1", &[])]);
     pipeline.foreign_jobs.lock().unwrap().insert("job-1".into());
     let h = handler(pipeline);
-    let summary = h.sweep().await.unwrap();
+    let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     assert!(
         matches!(&summary.outcomes[0], JobOutcome::Skipped { reason, .. } if reason.contains("nonce"))
     );
@@ -102,10 +103,10 @@ async fn job_owned_by_another_worker_is_left_alone() {
 async fn the_same_job_delivered_twice_gives_one_execution() {
     let h = handler(FakePipeline::default());
     h.pipeline().queue(new_job("job-1", &[]));
-    h.sweep().await.unwrap();
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     // At-least-once: the same job shows up again (say, a retried worker), with the execution running.
     h.pipeline().queue(new_job("job-1", &[]));
-    let second = h.sweep().await.unwrap();
+    let second = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     assert_eq!(h.steps().count(), 1);
     assert_eq!(h.steps().starts.lock().unwrap().len(), 2);
     assert!(second
@@ -120,7 +121,7 @@ async fn execution_already_exists_is_looked_up_and_continued() {
     // A closed execution with that name: StartExecution answers ExecutionAlreadyExists.
     h.steps()
         .set("job-1", ExecutionStatus::Succeeded, Some("{}"), None, None);
-    let summary = h.sweep().await.unwrap();
+    let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     let arn = h.steps().arn("job-1");
     assert_eq!(
         summary.outcomes,
@@ -130,7 +131,7 @@ async fn execution_already_exists_is_looked_up_and_continued() {
         }]
     );
     // The continuation job then reports the closed execution's result.
-    let next = h.sweep().await.unwrap();
+    let next = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     assert!(next.outcomes.iter().any(
         |o| matches!(o, JobOutcome::Succeeded { execution_arn, .. } if *execution_arn == arn)
     ));
@@ -143,7 +144,7 @@ async fn continuation_of_a_running_execution_continues_again() {
     h.steps()
         .set("job-1", ExecutionStatus::Running, None, None, None);
     h.pipeline().queue(continuation_job("c-1", &arn));
-    let summary = h.sweep().await.unwrap();
+    let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     assert_eq!(
         summary.outcomes,
         vec![JobOutcome::Continued {
@@ -170,7 +171,7 @@ async fn continuation_of_a_succeeded_execution_reports_final_success() {
     let arn = h.steps().arn("job-1");
     h.steps().set("job-1", ExecutionStatus::Succeeded, Some(r#"{"Status":"SUCCEEDED","InstanceId":"i-1","Build":{"Outputs":[{"Name":"BuildOutput"}]}}"#), None, None);
     h.pipeline().queue(continuation_job("c-1", &arn));
-    h.sweep().await.unwrap();
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     let Some(Answer::Success(report)) = h.pipeline().answer_for("c-1") else {
         panic!()
     };
@@ -205,7 +206,7 @@ async fn continuation_of_failed_timed_out_and_aborted_executions_fails_the_job()
             Some(cause).filter(|c| !c.is_empty()),
         );
         h.pipeline().queue(continuation_job("c-1", &arn));
-        h.sweep().await.unwrap();
+        h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
         let Some(Answer::Failure(report)) = h.pipeline().answer_for("c-1") else {
             panic!("{status:?}")
         };
@@ -225,7 +226,7 @@ async fn continuation_token_of_another_state_machine_is_refused() {
         "c-1",
         "arn:aws:states:us-east-1:1:execution:other:x",
     )]));
-    h.sweep().await.unwrap();
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     let Some(Answer::Failure(report)) = h.pipeline().answer_for("c-1") else {
         panic!()
     };
@@ -249,7 +250,11 @@ async fn one_failing_job_does_not_stop_the_others() {
         .unwrap()
         .insert("job-1".into());
     let h = handler(pipeline);
-    let outcomes = h.sweep().await.unwrap().outcomes;
+    let outcomes = h
+        .sweep(SweepScope::AllJobs, AMPLE_TIME)
+        .await
+        .unwrap()
+        .outcomes;
     let of = |id: &str| outcomes.iter().find(|o| o.job_id() == id).cloned().unwrap();
     assert!(matches!(of("job-1"), JobOutcome::Unanswered { .. }));
     assert!(matches!(of("job-2"), JobOutcome::Failed { .. }));
@@ -269,7 +274,7 @@ async fn every_polled_job_is_answered_even_a_repeated_continuation() {
         h.pipeline()
             .queue(continuation_job(&format!("c-{name}"), &h.steps().arn(name)));
     }
-    let summary = h.sweep().await.unwrap();
+    let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     assert_eq!(summary.polls, 2);
     assert_eq!(summary.outcomes.len(), 6);
     assert!(
@@ -292,19 +297,85 @@ async fn every_polled_job_is_answered_even_a_repeated_continuation() {
     );
 }
 
+/// One new job and five running builds' continuation jobs queued, batch size 3.
+fn new_job_among_running_builds() -> JobHandler<FakePipeline, FakeSteps> {
+    let h = handler(FakePipeline::with_jobs(vec![new_job("job-0", &[])]));
+    for i in 1..=5 {
+        let name = format!("job-{i}");
+        h.steps()
+            .set(&name, ExecutionStatus::Running, None, None, None);
+        h.pipeline()
+            .queue(continuation_job(&format!("c-{i}"), &h.steps().arn(&name)));
+    }
+    h
+}
+
+#[tokio::test]
+async fn started_event_sweep_stops_after_a_batch_without_new_jobs() {
+    let h = new_job_among_running_builds();
+    let summary = h.sweep(SweepScope::NewJobs, AMPLE_TIME).await.unwrap();
+    // [job-0, c-1, c-2] has a new job: poll again; [c-3, c-4, c-5] has none: stop.
+    assert_eq!(summary.polls, 2);
+    assert_eq!(h.steps().starts.lock().unwrap().len(), 1);
+    assert_eq!(summary.outcomes.len(), 6);
+    assert_eq!(
+        h.pipeline().answers().len(),
+        6,
+        "every polled job is answered"
+    );
+
+    // The scheduled sweep goes on to the continuations it created, until one repeats.
+    let h = new_job_among_running_builds();
+    let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    assert_eq!(summary.polls, 3);
+    assert_eq!(summary.outcomes.len(), 9);
+}
+
+#[tokio::test(start_paused = true)]
+async fn sweep_stops_before_a_batch_it_might_not_finish_by_the_deadline() {
+    let jobs = || {
+        (1..=10)
+            .map(|i| new_job(&format!("job-{i}"), &[]))
+            .collect()
+    };
+    let h = handler(FakePipeline::with_jobs(jobs()));
+    *h.pipeline().poll_delay.lock().unwrap() = Duration::from_secs(10);
+    // After batch 1 (t = 10 s): 10 + 2 × 10 + 5 ≤ 40, poll again. After batch 2 (t = 20 s):
+    // 20 + 2 × 10 + 5 > 40, stop, leaving the rest queued for the next sweep.
+    let summary = h
+        .sweep(SweepScope::NewJobs, Duration::from_secs(40))
+        .await
+        .unwrap();
+    assert_eq!(summary.polls, 2);
+    assert_eq!(h.steps().count(), 6);
+    let new_jobs_left = h
+        .pipeline()
+        .queued()
+        .iter()
+        .filter(|job| job.data.continuation_token.is_none())
+        .count();
+    assert_eq!(new_jobs_left, 4);
+
+    // Out of time from the start: the first batch is still taken, nothing more.
+    let h = handler(FakePipeline::with_jobs(jobs()));
+    let summary = h.sweep(SweepScope::NewJobs, Duration::ZERO).await.unwrap();
+    assert_eq!(summary.polls, 1);
+    assert_eq!(h.steps().count(), 3);
+}
+
 #[tokio::test]
 async fn poll_failure_is_an_error_of_the_sweep() {
     let pipeline = FakePipeline::default();
     *pipeline.failing_polls.lock().unwrap() = 1;
     let h = handler(pipeline);
-    assert!(h.sweep().await.is_err());
+    assert!(h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.is_err());
 }
 
 #[tokio::test]
 async fn full_batches_are_followed_by_more_polls() {
     let jobs = (1..=7).map(|i| new_job(&format!("job-{i}"), &[])).collect();
     let h = handler(FakePipeline::with_jobs(jobs));
-    let summary = h.sweep().await.unwrap();
+    let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     let started = summary
         .outcomes
         .iter()
@@ -325,7 +396,7 @@ fn ended(h: &JobHandler<FakePipeline, FakeSteps>, status: ExecutionStatus) -> Ex
 #[tokio::test(start_paused = true)]
 async fn completion_reports_through_the_continuation_job() {
     let h = handler(FakePipeline::with_jobs(vec![new_job("job-1", &[])]));
-    h.sweep().await.unwrap();
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     h.steps().set(
         "job-1",
         ExecutionStatus::Succeeded,
@@ -400,7 +471,7 @@ async fn completion_leaves_it_to_the_sweep_when_the_job_is_already_continued() {
 #[tokio::test(start_paused = true)]
 async fn completion_of_an_aborted_execution_releases_its_instance_and_fails_the_job() {
     let h = handler(FakePipeline::with_jobs(vec![new_job("job-1", &[])]));
-    h.sweep().await.unwrap();
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     h.steps()
         .set("job-1", ExecutionStatus::Aborted, None, None, None);
     let instances = FakeInstances::default();

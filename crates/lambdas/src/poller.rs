@@ -7,6 +7,7 @@ use ec2_build_core::{JobHandler, JobOutcome, PollerTrigger};
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 
 /// What the invocation did, counted by outcome (also the function's response).
@@ -40,11 +41,20 @@ impl SweepReport {
     }
 }
 
+/// Time until the invocation's deadline (milliseconds since the epoch, from the Runtime API).
+fn time_left(deadline_ms: u64) -> Duration {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
 /// Handles one EventBridge event.
 pub async fn handle<P: CodePipeline, S: StepFunctions>(
     event: LambdaEvent<Value>,
     handler: &JobHandler<P, S>,
 ) -> Result<SweepReport, FunctionError> {
+    let time_left = time_left(event.context.deadline);
     let envelope = parse_envelope(event.payload)?;
     match PollerTrigger::classify(&envelope.detail_type, &envelope.detail, handler.settings())
         .map_err(invalid_event)?
@@ -57,9 +67,9 @@ pub async fn handle<P: CodePipeline, S: StepFunctions>(
                 ..Default::default()
             })
         }
-        PollerTrigger::Sweep => {
+        PollerTrigger::Sweep(scope) => {
             let summary = handler
-                .sweep()
+                .sweep(scope, time_left)
                 .await
                 .map_err(|e| FunctionError::new("PollFailed", e))?;
             let mut report = SweepReport {

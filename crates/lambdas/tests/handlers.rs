@@ -67,6 +67,29 @@ async fn started_event_of_our_action_starts_the_build() {
 }
 
 #[tokio::test]
+async fn the_invocation_deadline_bounds_the_sweep() {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let sweep_with_deadline = |deadline: u64| async move {
+        let h = handler();
+        for i in 0..25 {
+            h.pipeline_port().queue(job(&format!("job-{i}")));
+        }
+        let mut started = action_started("EC2Build");
+        started.context.deadline = deadline;
+        let report = poller::handle(started, &h).await.unwrap();
+        (report.polls, report.started)
+    };
+    // Batch size 10, with time: all 25 jobs are started; the third batch also holds the first
+    // builds' continuation jobs, the fourth only those, so the sweep stops there.
+    assert_eq!(sweep_with_deadline(now_ms + 15 * 60 * 1000).await, (4, 25));
+    // Two seconds left, less than the sweep's reserve: one batch, the rest left to the next sweep.
+    assert_eq!(sweep_with_deadline(now_ms + 2000).await, (1, 10));
+}
+
+#[tokio::test]
 async fn scheduled_event_sweeps_continuation_jobs() {
     let h = handler();
     let arn = h.steps_port().arn("job-1");
