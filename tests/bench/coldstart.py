@@ -2,7 +2,8 @@
 
 One cold start = one fresh process. The clock starts just before `Popen` and stops when the
 runtime POSTs the first response. When the process asks for its second event it has finished the
-first invocation: its peak resident set (`VmHWM` of /proc/<pid>/status) is read then, and the
+first invocation: its peak resident set (`VmHWM` of /proc/<pid>/status), with the split of the
+current one into file pages (`RssFile`) and anonymous memory (`RssAnon`), is read then, and the
 process is killed. The local stack's own emulator (tests/localstack/lambda_runtime.py) is not used
 here because it queues invocations asynchronously and keeps sandboxes alive, which would add queue
 latency to the figure.
@@ -30,14 +31,21 @@ class ColdStart:
     first_response: float  # s from process start to the first response
     peak_rss_kb: int  # VmHWM after the first invocation
     response: Any
+    rss_file_kb: int = 0  # of the resident set then: pages of files (the binary, libc)
+    rss_anon_kb: int = 0  # and anonymous memory (heap, stacks, relocated data)
 
 
-def _vm_hwm(pid: int) -> int:
+def _memory(pid: int) -> dict[str, int]:
+    """VmHWM, RssFile and RssAnon of /proc/<pid>/status, in kB."""
+    found = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmHWM")
+            key = line.split(":", 1)[0]
+            if key in ("VmHWM", "RssFile", "RssAnon"):
+                found[key] = int(line.split()[1])
+    if "VmHWM" not in found:
+        raise RuntimeError("no VmHWM")
+    return found
 
 
 class _Run:
@@ -50,7 +58,7 @@ class _Run:
         self.response: Any = None
         self.error: Any = None
         self.pid = 0
-        self.hwm: int | None = None
+        self.memory: dict[str, int] | None = None
         self.done = threading.Event()
 
 
@@ -91,7 +99,7 @@ class RuntimeApi:
                     })
                 # Second /next: the first invocation is over. Read the peak, then let the caller kill.
                 try:
-                    run.hwm = _vm_hwm(run.pid)
+                    run.memory = _memory(run.pid)
                 finally:
                     run.done.set()
                 time.sleep(5)  # the process is killed meanwhile; never answered
@@ -152,6 +160,7 @@ class RuntimeApi:
                 pass
             proc.wait()
             self.run = None
-        if run.error is not None or run.t_response is None or run.t_next is None or run.hwm is None:
+        if run.error is not None or run.t_response is None or run.t_next is None or run.memory is None:
             raise RuntimeError(f"{binary}: first invocation failed: {run.error!r}")
-        return ColdStart(run.t_next - run.t0, run.t_response - run.t0, run.hwm, run.response)
+        return ColdStart(run.t_next - run.t0, run.t_response - run.t0, run.memory["VmHWM"], run.response,
+                         run.memory.get("RssFile", 0), run.memory.get("RssAnon", 0))
