@@ -227,7 +227,7 @@ class Throughput:
     duplicated: int = 0
     already_exists: int = 0
     invalid_nonce: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # error answers to the poller, whole burst
     execution_status: dict[str, int] = field(default_factory=dict)  # at the end of the run
     poller_timeouts: int = 0  # invocations over the function timeout (sandbox killed with its jobs in flight)
     jobs_polled_by_killed: int = 0  # jobs (original or continuation) returned to an invocation that was then killed
@@ -236,6 +236,15 @@ class Throughput:
     started_unanswered: int = 0  # original jobs with an execution but never answered
     continuations_unanswered: int = 0  # continuation jobs polled and left Dispatched/InProgress
     executions_without_continuation: int = 0  # executions with no queued continuation job carrying their ARN
+    # The whole burst: every one of the N invocations (and Lambda's retries of failed ones) run to its end.
+    burst_limit: float = 0.0  # s from the hand-over the bench waits for that
+    burst_finished: float | None = None  # s from the hand-over to the end of the last of them; None: limit reached
+    burst_invocations: int = 0  # poller invocations of the burst, retries included
+    burst_retries: int = 0
+    burst_unfinished: int = 0  # invocations queued or running when the limit was reached (then dropped or let end)
+    burst_calls: dict[str, int] = field(default_factory=dict)  # every poller request at the proxy, by operation
+    burst_rechecks: int = 0  # continuation jobs answered by the poller (re-checks of running builds)
+    burst_polls: dict[int, int] = field(default_factory=dict)  # finished invocations by PollForJobs calls (their response)
     run_seconds: float | None = None  # the whole run of this size: deploy, queueing, measure, check
     latency: dict[str, float] = field(default_factory=dict)  # median s per operation at the proxy (the stack's answer time)
     note: str = ""
@@ -258,19 +267,23 @@ def park_state_machine(env: Environment) -> None:
         raise RuntimeError(f"{arn}: the stand-in definition did not replace the build workflow")
 
 
-def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, log=print, stand_in: bool = True) -> Throughput:
+def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, burst_timeout: float, log=print,
+               stand_in: bool = True) -> Throughput:
     """`jobs` pipeline runs queued while the STARTED rule is held back, then their `jobs` STARTED
     events delivered to the poller at once.
 
     What is measured is the poller: PollForJobs, AcknowledgeJob, StartExecution, the answer with
     a continuation token, and the re-checks of already running builds whose continuation jobs the
-    later invocations find. The poller is the real release binary, deployed from the template and
-    unchanged. With `stand_in` (the default, and what section 4 reports for every size) the state
-    machine it starts is the parked stand-in (`park_state_machine`): the same ARN, but each
-    execution only waits, so the local stack (one Python process serving every API call and
-    running every execution) is not also launching `jobs` instances in moto while it answers the
-    poller. Without the stand-in, at 1,000 jobs the stack's EC2 work slowed StartExecution to
-    seconds and failed RunInstances, which measured moto, not the poller. The state machine's own
+    later invocations find, first until every original job is answered (within `timeout` s of the
+    hand-over), then for the whole burst: every one of the `jobs` invocations, and Lambda's retries
+    of failed ones, run to their end (within `burst_timeout` s of the hand-over; past it the queued
+    ones are dropped and the row's note says so). The poller is the real release binary, deployed
+    from the template and unchanged. With `stand_in` (the default, and what section 4 reports for
+    every size) the state machine it starts is the parked stand-in (`park_state_machine`): the
+    same ARN, but each execution only waits, so the local stack (one Python process serving every
+    API call and running every execution) is not also launching `jobs` instances in moto while it
+    answers the poller. Without the stand-in, at 1,000 jobs the stack's EC2 work slowed
+    StartExecution to seconds and failed RunInstances, which measured moto, not the poller. The state machine's own
     work per build is measured in sections 1 and 2. `stand_in=False` keeps the real definition,
     with its first agent wait at an hour (a DefinitionSubstitutions value) so that executions park
     in WaitForAgent after launching their instance."""
@@ -295,7 +308,7 @@ def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, log=pr
         log(f"  {jobs} jobs queued in {res.queue_seconds:.1f}s; delivering {len(events)} STARTED events")
         poller = env.dep.poller
         before = len(poller.invocations)
-        t0 = time.time()
+        t0, t0_mono = time.time(), time.monotonic()
         for ev in events:
             poller.invoke(ev)
 
@@ -307,20 +320,14 @@ def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, log=pr
             return [c for c in env.proxies["PollerFunction"].snapshot()
                     if c.operation == "CodePipeline.PutJobSuccessResult" and c.status == 200 and c.info.get("jobId") in ids]
 
-        deadline = time.monotonic() + timeout
-        last_report = 0.0
-        while True:
+        def answered_progress() -> str | None:
             ids = started_ids()
             answered = originals_answered(ids)
-            if len(ids) >= jobs and len(answered) >= jobs:
-                break
-            if time.monotonic() > deadline:
-                res.note = f"timed out after {timeout:.0f}s with {len(ids)} started, {len(answered)} answered"
-                break
-            if time.monotonic() - last_report > 15:
-                log(f"  ... {len(ids)} started, {len(answered)} answered")
-                last_report = time.monotonic()
-            time.sleep(0.25)
+            return None if len(ids) >= jobs and len(answered) >= jobs else f"{len(ids)} started, {len(answered)} answered"
+
+        left = _wait(answered_progress, t0_mono + timeout, log)
+        if left:
+            res.note = f"timed out after {timeout:.0f}s with {left}"
         calls = env.proxies["PollerFunction"].snapshot()
         starts = [c for c in calls if c.operation == "StepFunctions.StartExecution" and c.status == 200]
         ids = {c.info["name"] for c in starts}
@@ -335,42 +342,88 @@ def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, log=pr
             upto = calls
         for c in upto:
             res.calls_until_answered[c.operation] = res.calls_until_answered.get(c.operation, 0) + 1
-            if c.status >= 400:
-                res.errors[f"{c.operation}:{c.error}"] = res.errors.get(f"{c.operation}:{c.error}", 0) + 1
         by_op: dict[str, list[float]] = {}
         for c in upto:
             by_op.setdefault(c.operation, []).append(c.answered - c.received)
         res.latency = {k: statistics.median(v) for k, v in by_op.items()}
         res.already_exists = sum(1 for c in upto if c.operation == "StepFunctions.StartExecution" and "ExecutionAlreadyExists" in c.error)
         res.invalid_nonce = sum(1 for c in upto if c.operation == "CodePipeline.AcknowledgeJob" and "InvalidNonce" in c.error)
-        t_end_mono = t0 + (res.all_answered if res.all_answered is not None else time.time() - t0) - (time.time() - time.monotonic())
+        t_end_mono = t0_mono + (res.all_answered if res.all_answered is not None else time.monotonic() - t0_mono)
         # Invocations that had begun by then (one sweep keeps polling while batches come back full).
         res.invocations_until_answered = sum(
             1 for inv in poller.invocations[before:] if inv.started_at is not None and inv.started_at <= t_end_mono
         )
-        # Stop the poller before checking, so nothing changes underneath: drop the invocations still
-        # queued (later events would only re-check started builds) and the retries of failed ones,
-        # let the running ones finish.
-        router.stop()
-        poller.retries = 0
-        import queue as _queue
+        # The whole burst, as on AWS: every one of the N events runs an invocation, each handling the
+        # continuation jobs it polls, and Lambda retries a failed one (twice); wait for all of them.
+        res.burst_limit = burst_timeout
 
-        while True:
+        def burst_progress() -> str | None:
+            invs = poller.invocations[before:]
+            running = sum(1 for i in invs if i.status == "Running")
+            queued = sum(1 for i in invs if i.status == "Queued")
+            return f"burst: {len(invs) - running - queued} of {len(invs)} invocations finished" if running or queued else None
+
+        left = _wait(burst_progress, t0_mono + burst_timeout, log)
+        if left is None:  # once more, in case a retry was being queued just as its failed attempt ended
+            time.sleep(0.5)
+            left = _wait(burst_progress, t0_mono + burst_timeout, log)
+        # Then stop the poller before checking, so nothing changes underneath.
+        router.stop()
+        if left:  # drop what is still queued (and any retry); the running ones end by themselves or at the function timeout
+            res.burst_unfinished = sum(1 for i in poller.invocations[before:] if not i.done.is_set())
+            res.note = (res.note + "; " if res.note else "") + (
+                f"whole burst not finished in the {burst_timeout:.0f} s limit ({left}); "
+                f"{res.burst_unfinished} invocations unfinished, the queued ones dropped")
+            poller.retries = 0
+            import queue as _queue
+
+            while True:
+                try:
+                    poller._queue.get_nowait()
+                except _queue.Empty:
+                    break
             try:
-                poller._queue.get_nowait()
-            except _queue.Empty:
-                break
-        try:  # a running invocation ends by itself or is killed at the function timeout
-            wait_until(lambda: not any(i.status == "Running" for i in poller.invocations), poller.timeout + 15, interval=0.5,
-                       what="running poller invocations to finish")
-        except TimeoutError as e:
-            res.note = (res.note + "; " if res.note else "") + str(e)
+                wait_until(lambda: not any(i.status == "Running" for i in poller.invocations), poller.timeout + 15, interval=0.5,
+                           what="running poller invocations to finish")
+            except TimeoutError as e:
+                res.note = (res.note + "; " if res.note else "") + str(e)
         poller.stop()
-        account(env, res, name, poller.invocations[before:])
+        burst = poller.invocations[before:]
+        res.burst_invocations = len(burst)
+        res.burst_retries = sum(1 for i in burst if i.attempt > 1)
+        if not left:
+            res.burst_finished = max(i.ended_at for i in burst) - t0_mono
+        for inv in burst:
+            if inv.status == "Succeeded" and isinstance(inv.result, dict):
+                polls = int(inv.result.get("polls", 0))
+                res.burst_polls[polls] = res.burst_polls.get(polls, 0) + 1
+        calls = env.proxies["PollerFunction"].snapshot()
+        continuation_ids = {j["id"] for j in env.stack.jobs(name) if j["continuationToken"]}
+        for c in calls:
+            res.burst_calls[c.operation] = res.burst_calls.get(c.operation, 0) + 1
+            if c.status >= 400:
+                res.errors[f"{c.operation}:{c.error}"] = res.errors.get(f"{c.operation}:{c.error}", 0) + 1
+        res.burst_rechecks = len({c.info["jobId"] for c in calls if c.status == 200 and c.info.get("jobId") in continuation_ids
+                                  and c.operation in ("CodePipeline.PutJobSuccessResult", "CodePipeline.PutJobFailureResult")})
+        account(env, res, name, burst)
         res.run_seconds = time.monotonic() - t_run
         return res
     finally:
         env.close()
+
+
+def _wait(progress: Any, deadline: float, log: Any) -> str | None:
+    """Polls `progress()` (None when done, else what is left, logged every 15 s) until done or
+    `deadline` (monotonic); returns what was left at the deadline, None when done."""
+    last_report = time.monotonic()
+    while True:
+        left = progress()
+        if left is None or time.monotonic() > deadline:
+            return left
+        if time.monotonic() - last_report > 15:
+            log(f"  ... {left}")
+            last_report = time.monotonic()
+        time.sleep(0.25)
 
 
 def _list_execution_names(env: Environment, res: Throughput) -> list[str]:
