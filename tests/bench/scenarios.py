@@ -283,10 +283,10 @@ def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, burst_
     same ARN, but each execution only waits, so the local stack (one Python process serving every
     API call and running every execution) is not also launching `jobs` instances in moto while it
     answers the poller. Without the stand-in, at 1,000 jobs the stack's EC2 work slowed
-    StartExecution to seconds and failed RunInstances, which measured moto, not the poller. The state machine's own
-    work per build is measured in sections 1 and 2. `stand_in=False` keeps the real definition,
-    with its first agent wait at an hour (a DefinitionSubstitutions value) so that executions park
-    in WaitForAgent after launching their instance."""
+    StartExecution to seconds and failed RunInstances, which measured moto, not the poller. The
+    state machine's own work per build is measured in sections 1 and 2. `stand_in=False` keeps the
+    real definition, with its first agent wait at an hour (a DefinitionSubstitutions value) so that
+    executions park in WaitForAgent after launching their instance."""
     t_run = time.monotonic()
     res = Throughput(jobs, concurrency, state_machine="parked stand-in" if stand_in else "real")
     env = Environment(bin_dir, substitutions={"AgentPollSeconds": "3600", "AgentPollMaxSeconds": "3600"},
