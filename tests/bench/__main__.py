@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -63,6 +64,15 @@ def machine() -> dict[str, str]:
         "os": f"{platform.system()} {platform.release()} {platform.machine()}, Python {platform.python_version()}, moto {moto.__version__}",
         "commit": commit + (" (with uncommitted changes in tracked files)" if dirty else ""),
     }
+
+
+def release_profile() -> str:
+    """The workspace's release profile settings, as Cargo.toml states them."""
+    import tomllib
+
+    with open(os.path.join(REPO, "Cargo.toml"), "rb") as f:
+        profile = tomllib.load(f).get("profile", {}).get("release", {})
+    return ", ".join(f"{k} = {json.dumps(v)}" for k, v in profile.items())
 
 
 def tool_startup(cmd: list[str], n: int = 5) -> float:
@@ -365,6 +375,24 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
             "First events: *ignored event* is a CodePipeline state change of another action type (poller) or a RUNNING status "
             "change (completion): no AWS call, the realistic comparison with the baseline. *empty sweep* is a Scheduled Event "
             "against the local stack with no jobs (one PollForJobs to moto).")
+        add("")
+        add(f"Where the memory is, at the end of the first invocation (medians; release profile: {release_profile()}):")
+        add("")
+        add("| Binary | File size | Resident file pages (RssFile: the binary, libc) | Anonymous (RssAnon: heap, stacks) |")
+        add("|---|---|---|---|")
+        seen = set()
+        for name, runs in cold.items():
+            binary = "bench-baseline" if name == "baseline" else name.split(",")[0]
+            if binary in seen:
+                continue
+            seen.add(binary)
+            size = os.path.getsize(os.path.join(info["binaries"], binary)) / 1024 / 1024
+            add(f"| {binary} | {size:.1f} MiB | {statistics.median(c.rss_file_kb for c in runs) / 1024:.1f} MiB | "
+                f"{statistics.median(c.rss_anon_kb for c in runs) / 1024:.1f} MiB |")
+        add("")
+        add("Most of the peak is file pages: the kernel maps a binary's code around each page it first touches, so the peak "
+            "follows the size of the binary (the SDK operations it calls) more than the work of the first event. The release "
+            "profile is chosen for size for that reason (see Cargo.toml).")
     else:
         add("(skipped)")
     add("")
