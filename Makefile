@@ -71,7 +71,7 @@ test-e2e: $(VENV)/.installed build
 demo: $(VENV)/.installed build
 	LAMBDA_BIN_DIR=$(LAMBDA_BIN_DIR) $(PY) -m tests.localstack.demo $(if $(FAIL),--fail,)
 
-# Full run ≈ 15–30 min (includes a 600 s build); `make bench BENCH_ARGS=--quick` for development.
+# Full run ≈ 10–15 min on 2 cores, release build not counted (it includes a 600 s build); `make bench BENCH_ARGS=--quick` for development.
 bench: $(VENV)/.installed
 	cargo build --workspace --bins --release
 	LAMBDA_BIN_DIR=$(CARGO_TARGET_DIR)/release $(PY) -m tests.bench $(BENCH_ARGS)
