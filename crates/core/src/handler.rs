@@ -67,6 +67,12 @@ pub enum SweepScope {
     AllJobs,
 }
 
+/// How many batches of continuation jobs a STARTED sweep looks through for a new job. Every
+/// check of a running build queues its next continuation job, so with more running builds than
+/// this many batches hold, a new job may wait for the scheduled sweep (at most a minute); a
+/// higher number would make every STARTED event of a burst re-check more running builds.
+pub const NEW_JOB_SEARCH_BATCHES: u32 = 3;
+
 /// Time a sweep keeps in hand before its deadline, beyond twice its slowest batch.
 pub const DEADLINE_RESERVE: Duration = Duration::from_secs(5);
 
@@ -134,7 +140,8 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
     /// `poll_max_rounds`). Every polled job is handled. The sweep stops early:
     /// - after a batch holding a continuation job of a build it already checked, so a running
     ///   build is checked at most twice a sweep;
-    /// - for [`SweepScope::NewJobs`], after a batch without a new job;
+    /// - for [`SweepScope::NewJobs`], after a batch without a new job once it has found one, or
+    ///   after [`NEW_JOB_SEARCH_BATCHES`] batches without finding any;
     /// - before a batch it might not finish in `time_left` (the caller's deadline, such as the
     ///   Lambda timeout): it needs twice its slowest batch so far plus [`DEADLINE_RESERVE`].
     pub async fn sweep(
@@ -146,6 +153,7 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
         let mut slowest_batch = Duration::ZERO;
         let mut summary = BatchSummary::default();
         let mut seen_tokens = HashSet::new();
+        let mut found_new_job = false;
         while summary.polls < self.settings.poll_max_rounds {
             if summary.polls > 0
                 && started.elapsed() + 2 * slowest_batch + DEADLINE_RESERVE > time_left
@@ -185,7 +193,13 @@ impl<P: CodePipeline, S: StepFunctions> JobHandler<P, S> {
             }
             summary.outcomes.extend(self.handle_jobs(jobs).await);
             slowest_batch = slowest_batch.max(batch_started.elapsed());
-            if !full || repeated || (scope == SweepScope::NewJobs && !new_jobs) {
+            // Continuation jobs of running builds may be queued ahead of the new job (each check
+            // queues the next one), so a STARTED sweep looks a few batches deep before giving up.
+            let done_with_new_jobs = scope == SweepScope::NewJobs
+                && !new_jobs
+                && (found_new_job || summary.polls >= NEW_JOB_SEARCH_BATCHES);
+            found_new_job |= new_jobs;
+            if !full || repeated || done_with_new_jobs {
                 break;
             }
         }

@@ -331,6 +331,57 @@ async fn started_event_sweep_stops_after_a_batch_without_new_jobs() {
     assert_eq!(summary.outcomes.len(), 9);
 }
 
+/// `running` builds' continuation jobs queued ahead of one new job, batch size 3.
+fn new_job_behind_running_builds(running: usize) -> JobHandler<FakePipeline, FakeSteps> {
+    let h = handler(FakePipeline::default());
+    for i in 1..=running {
+        let name = format!("job-{i}");
+        h.steps()
+            .set(&name, ExecutionStatus::Running, None, None, None);
+        h.pipeline()
+            .queue(continuation_job(&format!("c-{i}"), &h.steps().arn(&name)));
+    }
+    h.pipeline().queue(new_job("job-new", &[]));
+    h
+}
+
+#[tokio::test]
+async fn started_event_sweep_looks_past_continuation_jobs_for_the_new_job() {
+    // [c-1..c-3], [c-4..c-6], [c-7, job-new, c-1 again]: found on the third batch, which also
+    // repeats a build already checked, so the sweep stops there.
+    let h = new_job_behind_running_builds(7);
+    let summary = h
+        .sweep(SweepScope::NewJobs, AMPLE_TIME)
+        .await
+        .unwrap();
+    assert_eq!(summary.polls, 3);
+    assert!(summary
+        .outcomes
+        .contains(&JobOutcome::Started {
+            job_id: "job-new".into(),
+            execution_arn: h.steps().arn("job-new"),
+        }));
+}
+
+#[tokio::test]
+async fn started_event_sweep_gives_up_after_the_search_batches() {
+    // Twelve running builds: three batches of their continuation jobs and no new job; the new
+    // job is left to the scheduled sweep.
+    let h = new_job_behind_running_builds(12);
+    let summary = h
+        .sweep(SweepScope::NewJobs, AMPLE_TIME)
+        .await
+        .unwrap();
+    assert_eq!(summary.polls, ec2_build_core::handler::NEW_JOB_SEARCH_BATCHES);
+    assert!(h.steps().starts.lock().unwrap().is_empty());
+    assert_eq!(h.pipeline().answers().len(), 9, "every polled job is answered");
+    let scheduled = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    assert!(scheduled
+        .outcomes
+        .iter()
+        .any(|o| matches!(o, JobOutcome::Started { job_id, .. } if job_id == "job-new")));
+}
+
 #[tokio::test(start_paused = true)]
 async fn sweep_stops_before_a_batch_it_might_not_finish_by_the_deadline() {
     let jobs = || {

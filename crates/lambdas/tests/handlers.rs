@@ -20,7 +20,22 @@ fn event(detail_type: &str, source: &str, detail: Value) -> LambdaEvent<Value> {
         "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "us-east-1",
         "resources": [], "detail": detail
     });
-    LambdaEvent::new(payload, Context::default())
+    LambdaEvent::new(payload, context())
+}
+
+/// A context whose deadline is 15 minutes away (`Context::default()` has a deadline of 0, which
+/// would leave a sweep time for one batch only).
+fn context() -> Context {
+    let mut context = Context::default();
+    context.deadline = now_ms() + 15 * 60 * 1000;
+    context
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 fn action_started(provider: &str) -> LambdaEvent<Value> {
@@ -68,10 +83,7 @@ async fn started_event_of_our_action_starts_the_build() {
 
 #[tokio::test]
 async fn the_invocation_deadline_bounds_the_sweep() {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now_ms = now_ms();
     let sweep_with_deadline = |deadline: u64| async move {
         let h = handler();
         for i in 0..25 {
