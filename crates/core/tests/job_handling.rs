@@ -300,14 +300,19 @@ async fn every_polled_job_is_answered_even_a_repeated_continuation() {
 /// One new job and five running builds' continuation jobs queued, batch size 3.
 fn new_job_among_running_builds() -> JobHandler<FakePipeline, FakeSteps> {
     let h = handler(FakePipeline::with_jobs(vec![new_job("job-0", &[])]));
-    for i in 1..=5 {
+    queue_running_builds(&h, 5);
+    h
+}
+
+/// Queues a continuation job for each of `count` running builds.
+fn queue_running_builds(h: &JobHandler<FakePipeline, FakeSteps>, count: usize) {
+    for i in 1..=count {
         let name = format!("job-{i}");
         h.steps()
             .set(&name, ExecutionStatus::Running, None, None, None);
         h.pipeline()
             .queue(continuation_job(&format!("c-{i}"), &h.steps().arn(&name)));
     }
-    h
 }
 
 #[tokio::test]
@@ -334,13 +339,7 @@ async fn started_event_sweep_stops_after_a_batch_without_new_jobs() {
 /// `running` builds' continuation jobs queued ahead of one new job, batch size 3.
 fn new_job_behind_running_builds(running: usize) -> JobHandler<FakePipeline, FakeSteps> {
     let h = handler(FakePipeline::default());
-    for i in 1..=running {
-        let name = format!("job-{i}");
-        h.steps()
-            .set(&name, ExecutionStatus::Running, None, None, None);
-        h.pipeline()
-            .queue(continuation_job(&format!("c-{i}"), &h.steps().arn(&name)));
-    }
+    queue_running_builds(&h, running);
     h.pipeline().queue(new_job("job-new", &[]));
     h
 }
@@ -350,17 +349,12 @@ async fn started_event_sweep_looks_past_continuation_jobs_for_the_new_job() {
     // [c-1..c-3], [c-4..c-6], [c-7, job-new, c-1 again]: found on the third batch, which also
     // repeats a build already checked, so the sweep stops there.
     let h = new_job_behind_running_builds(7);
-    let summary = h
-        .sweep(SweepScope::NewJobs, AMPLE_TIME)
-        .await
-        .unwrap();
+    let summary = h.sweep(SweepScope::NewJobs, AMPLE_TIME).await.unwrap();
     assert_eq!(summary.polls, 3);
-    assert!(summary
-        .outcomes
-        .contains(&JobOutcome::Started {
-            job_id: "job-new".into(),
-            execution_arn: h.steps().arn("job-new"),
-        }));
+    assert!(summary.outcomes.contains(&JobOutcome::Started {
+        job_id: "job-new".into(),
+        execution_arn: h.steps().arn("job-new"),
+    }));
 }
 
 #[tokio::test]
@@ -368,13 +362,17 @@ async fn started_event_sweep_gives_up_after_the_search_batches() {
     // Twelve running builds: three batches of their continuation jobs and no new job; the new
     // job is left to the scheduled sweep.
     let h = new_job_behind_running_builds(12);
-    let summary = h
-        .sweep(SweepScope::NewJobs, AMPLE_TIME)
-        .await
-        .unwrap();
-    assert_eq!(summary.polls, ec2_build_core::handler::NEW_JOB_SEARCH_BATCHES);
+    let summary = h.sweep(SweepScope::NewJobs, AMPLE_TIME).await.unwrap();
+    assert_eq!(
+        summary.polls,
+        ec2_build_core::handler::NEW_JOB_SEARCH_BATCHES
+    );
     assert!(h.steps().starts.lock().unwrap().is_empty());
-    assert_eq!(h.pipeline().answers().len(), 9, "every polled job is answered");
+    assert_eq!(
+        h.pipeline().answers().len(),
+        9,
+        "every polled job is answered"
+    );
     let scheduled = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     assert!(scheduled
         .outcomes
