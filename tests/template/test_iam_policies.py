@@ -118,9 +118,11 @@ def test_instance_changes_only_on_instances_tagged_with_this_stack(statements, a
             assert resource["Fn::Sub"].endswith(":instance/*"), (role, st["Sid"])
 
 
-def test_terminate_is_granted_where_instances_are_released(template):
+def test_release_permissions_are_granted_where_instances_are_released(template):
     assert "ec2:TerminateInstances" in granted_actions(template, "StateMachineRole")
     assert "ec2:TerminateInstances" in granted_actions(template, "CompletionRole")
+    # the completion function finds the instances of an execution by their tag
+    assert "ec2:DescribeTags" in granted_actions(template, "CompletionRole")
     assert "ec2:TerminateInstances" not in granted_actions(template, "PollerRole")
     assert "ec2:TerminateInstances" not in granted_actions(template, "BuilderRole")
 

@@ -3,6 +3,7 @@
 use crate::error::service_error;
 use crate::EXECUTION_TAG;
 use async_trait::async_trait;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
 use aws_sdk_ec2::Client;
 use ec2_build_core::ports::Instances;
@@ -57,15 +58,39 @@ impl Instances for Ec2Instances {
         if ids.is_empty() {
             return Ok(ids);
         }
-        // Terminating an instance that is already shutting down or terminated succeeds and
-        // changes nothing; only the ones this call stopped are reported as released.
+        match self.terminate(ids.clone()).await {
+            Err(e) if is_not_found(&e) => {
+                // One id EC2 no longer knows fails the whole call: release the others one by one.
+                let mut released = Vec::new();
+                for id in ids {
+                    match self.terminate(vec![id]).await {
+                        Ok(stopped) => released.extend(stopped),
+                        Err(e) if is_not_found(&e) => {}
+                        Err(e) => return Err(service_error(SERVICE, "TerminateInstances", e)),
+                    }
+                }
+                Ok(released)
+            }
+            other => other.map_err(|e| service_error(SERVICE, "TerminateInstances", e)),
+        }
+    }
+}
+
+type TerminateError = aws_sdk_ec2::error::SdkError<
+    aws_sdk_ec2::operation::terminate_instances::TerminateInstancesError,
+    aws_sdk_ec2::config::http::HttpResponse,
+>;
+
+impl Ec2Instances {
+    /// Terminates the instances; returns those this call stopped. Terminating an instance that
+    /// is already shutting down or terminated succeeds and changes nothing, so those are left out.
+    async fn terminate(&self, ids: Vec<String>) -> Result<Vec<String>, TerminateError> {
         let out = self
             .client
             .terminate_instances()
             .set_instance_ids(Some(ids))
             .send()
-            .await
-            .map_err(|e| service_error(SERVICE, "TerminateInstances", e))?;
+            .await?;
         Ok(out
             .terminating_instances()
             .iter()
@@ -78,4 +103,8 @@ impl Instances for Ec2Instances {
             .filter_map(|change| change.instance_id().map(str::to_string))
             .collect())
     }
+}
+
+fn is_not_found(e: &TerminateError) -> bool {
+    e.code() == Some("InvalidInstanceID.NotFound")
 }

@@ -309,15 +309,6 @@ async fn current_state_is_the_last_state_entered() {
 
 #[tokio::test]
 async fn release_terminates_the_tagged_instances_only_when_there_are_some() {
-    use aws_sdk_ec2::types::TagDescription;
-    let tagged = |id: &str| {
-        TagDescription::builder()
-            .resource_id(id)
-            .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
-            .key("ec2-build:execution-arn")
-            .value(EXEC)
-            .build()
-    };
     let found = mock!(aws_sdk_ec2::Client::describe_tags)
         .match_requests(|r| {
             let has = |name: &str, value: &str| {
@@ -329,14 +320,10 @@ async fn release_terminates_the_tagged_instances_only_when_there_are_some() {
                 && has("key", "ec2-build:execution-arn")
                 && has("value", EXEC)
         })
-        .then_output(move || DescribeTagsOutput::builder().tags(tagged("i-0abc")).build());
+        .then_output(|| tagged(&["i-0abc"]));
     let terminate = mock!(aws_sdk_ec2::Client::terminate_instances)
         .match_requests(|r| r.instance_ids() == ["i-0abc"])
-        .then_output(|| {
-            TerminateInstancesOutput::builder()
-                .terminating_instances(state_change("i-0abc", InstanceStateName::Running))
-                .build()
-        });
+        .then_output(|| stopped("i-0abc"));
     let none = mock!(aws_sdk_ec2::Client::describe_tags)
         .then_output(|| DescribeTagsOutput::builder().build());
     let client = mock_client!(
@@ -360,29 +347,8 @@ async fn release_terminates_the_tagged_instances_only_when_there_are_some() {
 
 #[tokio::test]
 async fn release_reports_only_instances_it_stopped() {
-    use aws_sdk_ec2::types::TagDescription;
-    let tags = mock!(aws_sdk_ec2::Client::describe_tags).then_output(|| {
-        DescribeTagsOutput::builder()
-            .tags(
-                TagDescription::builder()
-                    .resource_id("i-0done")
-                    .value(EXEC)
-                    .build(),
-            )
-            .tags(
-                TagDescription::builder()
-                    .resource_id("i-0live")
-                    .value(EXEC)
-                    .build(),
-            )
-            .tags(
-                TagDescription::builder()
-                    .resource_id("i-0going")
-                    .value(EXEC)
-                    .build(),
-            )
-            .build()
-    });
+    let tags = mock!(aws_sdk_ec2::Client::describe_tags)
+        .then_output(|| tagged(&["i-0done", "i-0live", "i-0going"]));
     let terminate = mock!(aws_sdk_ec2::Client::terminate_instances)
         .match_requests(|r| r.instance_ids() == ["i-0done", "i-0live", "i-0going"])
         .then_output(|| {
@@ -400,6 +366,67 @@ async fn release_reports_only_instances_it_stopped() {
             .unwrap(),
         vec!["i-0live"]
     );
+}
+
+#[tokio::test]
+async fn release_skips_an_instance_ec2_no_longer_knows() {
+    use aws_sdk_ec2::operation::terminate_instances::TerminateInstancesError;
+    use aws_smithy_types::error::ErrorMetadata;
+    let not_found = || {
+        TerminateInstancesError::generic(
+            ErrorMetadata::builder()
+                .code("InvalidInstanceID.NotFound")
+                .message("The instance ID 'i-0gone' does not exist")
+                .build(),
+        )
+    };
+    let tags =
+        mock!(aws_sdk_ec2::Client::describe_tags).then_output(|| tagged(&["i-0gone", "i-0live"]));
+    let both = mock!(aws_sdk_ec2::Client::terminate_instances)
+        .match_requests(|r| r.instance_ids() == ["i-0gone", "i-0live"])
+        .then_error(not_found);
+    let gone = mock!(aws_sdk_ec2::Client::terminate_instances)
+        .match_requests(|r| r.instance_ids() == ["i-0gone"])
+        .then_error(not_found);
+    let live = mock!(aws_sdk_ec2::Client::terminate_instances)
+        .match_requests(|r| r.instance_ids() == ["i-0live"])
+        .then_output(|| stopped("i-0live"));
+    let client = mock_client!(
+        aws_sdk_ec2,
+        RuleMode::Sequential,
+        [&tags, &both, &gone, &live]
+    );
+    assert_eq!(
+        Ec2Instances::new(client)
+            .release_for_execution(EXEC)
+            .await
+            .unwrap(),
+        vec!["i-0live"]
+    );
+    assert_eq!(live.num_calls(), 1);
+}
+
+/// DescribeTags' answer: the execution tag on each of these instances.
+fn tagged(ids: &[&str]) -> DescribeTagsOutput {
+    ids.iter()
+        .fold(DescribeTagsOutput::builder(), |out, id| {
+            out.tags(
+                aws_sdk_ec2::types::TagDescription::builder()
+                    .resource_id(*id)
+                    .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                    .key("ec2-build:execution-arn")
+                    .value(EXEC)
+                    .build(),
+            )
+        })
+        .build()
+}
+
+/// TerminateInstances' answer for one running instance.
+fn stopped(id: &str) -> TerminateInstancesOutput {
+    TerminateInstancesOutput::builder()
+        .terminating_instances(state_change(id, InstanceStateName::Running))
+        .build()
 }
 
 fn state_change(

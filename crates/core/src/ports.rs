@@ -89,7 +89,7 @@ pub trait StepFunctions: Send + Sync {
 /// Build instances.
 #[async_trait]
 pub trait Instances: Send + Sync {
-    /// Terminates every instance not yet terminated that carries the execution's tag; returns
-    /// their ids.
+    /// Terminates every instance that carries the execution's tag; returns the ids of those it
+    /// stopped (not those already shutting down or terminated).
     async fn release_for_execution(&self, execution_arn: &str) -> Result<Vec<String>, Error>;
 }
