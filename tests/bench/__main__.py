@@ -277,12 +277,7 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
         add(f"| {label} | {fmt(m)} | {rng} | {met(None if m is None else m < TARGET_STAGE_S) if target else ''} |")
 
     row("**a. job visible → execution started**", "visible", "execution_started", True)
-    # b without acquisition: subtract launch + agent wait
-    b_vals = []
-    for x in ok_builds:
-        total, acq = x.stage("execution_started", "command_start"), x.stage("launch_entered", "agent_online")
-        if total is not None and acq is not None:
-            b_vals.append(total - acq)
+    b_vals = [v for v in (x.started_to_command_without_acquisition() for x in ok_builds) if v is not None]
     mb = median(b_vals)
     add(f"| **b. execution started → build command running, acquisition excluded** | {fmt(mb)} | "
         f"{(f'{min(b_vals):.3f} – {max(b_vals):.3f} s') if b_vals else 'n/a'} | {met(None if mb is None else mb < TARGET_STAGE_S)} |")
@@ -577,12 +572,7 @@ def summary(builds: list[Build], long_builds: list[Build], cold: dict[str, list[
                         ("c. command finished → final result < 2 s", "command_end", "final_result")):
         m = median([x.stage(a, b) for x in ok])
         L.append(f"| {label} | {met(None if m is None else m < TARGET_STAGE_S)} ({fmt(m)}) |")
-    vals = []
-    for x in ok:
-        total, acq = x.stage("execution_started", "command_start"), x.stage("launch_entered", "agent_online")
-        if total is not None and acq is not None:
-            vals.append(total - acq)
-    m = median(vals)
+    m = median([x.started_to_command_without_acquisition() for x in ok])
     L.append(f"| b. execution started → command running (acquisition excluded) < 2 s | {met(None if m is None else m < TARGET_STAGE_S)} ({fmt(m)}) |")
     counts = sorted({len(b.transitions) for b in long_builds})
     all_ok = long_builds and all(b.status == "Succeeded" for b in long_builds)

@@ -98,6 +98,11 @@ class Build:
             return self.marks[b] - self.marks[a]
         return None
 
+    def started_to_command_without_acquisition(self) -> float | None:
+        """Stage b: execution started → command running, minus LaunchOnDemand → agent online."""
+        total, acquisition = self.stage("execution_started", "command_start"), self.stage("launch_entered", "agent_online")
+        return None if total is None or acquisition is None else total - acquisition
+
 
 COMMAND = 'echo "BENCH_START $(date +%s.%N)"\nsleep {sleep}\necho "BENCH_END $(date +%s.%N)"'
 
