@@ -11,6 +11,11 @@ use ec2_build_core::Error;
 
 const SERVICE: &str = "ec2";
 
+type TerminateError = aws_sdk_ec2::error::SdkError<
+    aws_sdk_ec2::operation::terminate_instances::TerminateInstancesError,
+    aws_sdk_ec2::config::http::HttpResponse,
+>;
+
 /// [`Instances`] over the SDK client.
 #[derive(Clone)]
 pub struct Ec2Instances {
@@ -49,6 +54,28 @@ impl Ec2Instances {
         }
         Ok(ids)
     }
+
+    /// Terminates the instances; returns those this call stopped. Terminating an instance that
+    /// is already shutting down or terminated succeeds and changes nothing, so those are left out.
+    async fn terminate(&self, ids: Vec<String>) -> Result<Vec<String>, TerminateError> {
+        let out = self
+            .client
+            .terminate_instances()
+            .set_instance_ids(Some(ids))
+            .send()
+            .await?;
+        Ok(out
+            .terminating_instances()
+            .iter()
+            .filter(|change| {
+                !matches!(
+                    change.previous_state().and_then(|s| s.name()),
+                    Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
+                )
+            })
+            .filter_map(|change| change.instance_id().map(str::to_string))
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -73,35 +100,6 @@ impl Instances for Ec2Instances {
             }
             other => other.map_err(|e| service_error(SERVICE, "TerminateInstances", e)),
         }
-    }
-}
-
-type TerminateError = aws_sdk_ec2::error::SdkError<
-    aws_sdk_ec2::operation::terminate_instances::TerminateInstancesError,
-    aws_sdk_ec2::config::http::HttpResponse,
->;
-
-impl Ec2Instances {
-    /// Terminates the instances; returns those this call stopped. Terminating an instance that
-    /// is already shutting down or terminated succeeds and changes nothing, so those are left out.
-    async fn terminate(&self, ids: Vec<String>) -> Result<Vec<String>, TerminateError> {
-        let out = self
-            .client
-            .terminate_instances()
-            .set_instance_ids(Some(ids))
-            .send()
-            .await?;
-        Ok(out
-            .terminating_instances()
-            .iter()
-            .filter(|change| {
-                !matches!(
-                    change.previous_state().and_then(|s| s.name()),
-                    Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
-                )
-            })
-            .filter_map(|change| change.instance_id().map(str::to_string))
-            .collect())
     }
 }
 
