@@ -10,10 +10,12 @@ use aws_sdk_codepipeline::types::{
     JobStatus,
 };
 use aws_sdk_codepipeline::Client;
-use ec2_build_core::job::{Artifact, ArtifactLocation, JobData, PipelineContext};
+use ec2_build_core::model::{
+    Artifact, ArtifactLocation, FailureKind, FailureReport, Job, JobData, PipelineContext,
+    ServiceError, SuccessReport,
+};
 use ec2_build_core::ports::{AckStatus, CodePipeline};
-use ec2_build_core::report::{FailureKind, FailureReport, SuccessReport};
-use ec2_build_core::{ActionType, Error, Job};
+use ec2_build_core::ActionType;
 
 const SERVICE: &str = "codepipeline";
 
@@ -50,13 +52,13 @@ fn answer_error<E>(
     operation: &'static str,
     e: SdkError<E, HttpResponse>,
     classify: impl Fn(&E) -> (bool, bool),
-) -> Error
+) -> ServiceError
 where
     E: std::error::Error + 'static,
 {
     match e.as_service_error().map(classify) {
-        Some((true, _)) => Error::InvalidJobState(job_id.to_string()),
-        Some((_, true)) => Error::JobNotFound(job_id.to_string()),
+        Some((true, _)) => ServiceError::InvalidJobState(job_id.to_string()),
+        Some((_, true)) => ServiceError::JobNotFound(job_id.to_string()),
         _ => service_error(SERVICE, operation, e),
     }
 }
@@ -121,7 +123,7 @@ fn to_job(job: &aws_sdk_codepipeline::types::Job) -> Job {
 
 #[async_trait]
 impl CodePipeline for CodePipelineJobs {
-    async fn poll_for_jobs(&self, max_batch_size: u32) -> Result<Vec<Job>, Error> {
+    async fn poll_for_jobs(&self, max_batch_size: u32) -> Result<Vec<Job>, ServiceError> {
         let out = self
             .client
             .poll_for_jobs()
@@ -133,7 +135,7 @@ impl CodePipeline for CodePipelineJobs {
         Ok(out.jobs().iter().map(to_job).collect())
     }
 
-    async fn acknowledge_job(&self, job_id: &str, nonce: &str) -> Result<AckStatus, Error> {
+    async fn acknowledge_job(&self, job_id: &str, nonce: &str) -> Result<AckStatus, ServiceError> {
         let result = self
             .client
             .acknowledge_job()
@@ -150,9 +152,9 @@ impl CodePipeline for CodePipelineJobs {
             Err(e) => {
                 let service = e.as_service_error();
                 if service.is_some_and(|s| s.is_invalid_nonce_exception()) {
-                    Err(Error::InvalidNonce(job_id.to_string()))
+                    Err(ServiceError::InvalidNonce(job_id.to_string()))
                 } else if service.is_some_and(|s| s.is_job_not_found_exception()) {
-                    Err(Error::JobNotFound(job_id.to_string()))
+                    Err(ServiceError::JobNotFound(job_id.to_string()))
                 } else {
                     Err(service_error(SERVICE, "AcknowledgeJob", e))
                 }
@@ -160,7 +162,11 @@ impl CodePipeline for CodePipelineJobs {
         }
     }
 
-    async fn put_job_success(&self, job_id: &str, report: &SuccessReport) -> Result<(), Error> {
+    async fn put_job_success(
+        &self,
+        job_id: &str,
+        report: &SuccessReport,
+    ) -> Result<(), ServiceError> {
         let details = ExecutionDetails::builder()
             .summary(&report.summary)
             .external_execution_id(&report.external_execution_id)
@@ -186,7 +192,11 @@ impl CodePipeline for CodePipelineJobs {
         })
     }
 
-    async fn put_job_failure(&self, job_id: &str, report: &FailureReport) -> Result<(), Error> {
+    async fn put_job_failure(
+        &self,
+        job_id: &str,
+        report: &FailureReport,
+    ) -> Result<(), ServiceError> {
         let kind = match report.kind {
             FailureKind::ConfigurationError => FailureType::ConfigurationError,
             FailureKind::JobFailed => FailureType::JobFailed,

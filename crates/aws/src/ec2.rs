@@ -7,7 +7,7 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
 use aws_sdk_ec2::Client;
 use ec2_build_core::ports::Instances;
-use ec2_build_core::Error;
+use ec2_build_core::ServiceError;
 
 const SERVICE: &str = "ec2";
 
@@ -32,7 +32,7 @@ impl Ec2Instances {
     /// DescribeTags, not DescribeInstances: only the ids are needed, and DescribeInstances'
     /// response model (every field of an instance) is the largest code in the completion binary,
     /// which is loaded on every cold start whether an instance is released or not.
-    async fn tagged_instances(&self, execution_arn: &str) -> Result<Vec<String>, Error> {
+    async fn tagged_instances(&self, execution_arn: &str) -> Result<Vec<String>, ServiceError> {
         let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
         let mut ids = Vec::new();
         let mut pages = self
@@ -80,7 +80,10 @@ impl Ec2Instances {
 
 #[async_trait]
 impl Instances for Ec2Instances {
-    async fn release_for_execution(&self, execution_arn: &str) -> Result<Vec<String>, Error> {
+    async fn release_for_execution(
+        &self,
+        execution_arn: &str,
+    ) -> Result<Vec<String>, ServiceError> {
         let ids = self.tagged_instances(execution_arn).await?;
         if ids.is_empty() {
             return Ok(ids);

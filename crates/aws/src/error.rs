@@ -1,7 +1,7 @@
 //! Turning SDK errors into domain errors.
 
 use aws_smithy_types::error::display::DisplayErrorContext;
-use ec2_build_core::Error;
+use ec2_build_core::ServiceError;
 
 /// Errors of the adapters themselves (building requests the SDK refuses).
 #[derive(Debug, thiserror::Error)]
@@ -13,10 +13,10 @@ pub enum AdapterError {
     },
 }
 
-impl From<AdapterError> for Error {
+impl From<AdapterError> for ServiceError {
     fn from(e: AdapterError) -> Self {
         match e {
-            AdapterError::Request { operation, message } => Error::Service {
+            AdapterError::Request { operation, message } => ServiceError::Call {
                 service: "sdk",
                 operation,
                 message,
@@ -30,8 +30,8 @@ pub(crate) fn service_error(
     service: &'static str,
     operation: &'static str,
     err: impl std::error::Error,
-) -> Error {
-    Error::Service {
+) -> ServiceError {
+    ServiceError::Call {
         service,
         operation,
         message: DisplayErrorContext(&err).to_string(),

@@ -44,14 +44,32 @@ impl Ec2Instances {
     }
 }
 
-/// The job handler both Lambdas run, over SDK clients from `config`.
-pub fn job_handler(
-    config: &aws_config::SdkConfig,
-    settings: ec2_build_core::Settings,
-) -> Result<ec2_build_core::JobHandler<CodePipelineJobs, StepFunctionsExecutions>, AdapterError> {
-    Ok(ec2_build_core::JobHandler::new(
-        CodePipelineJobs::from_sdk_config(config, &settings.action_type)?,
-        StepFunctionsExecutions::from_sdk_config(config, &settings.state_machine_arn),
-        settings,
-    ))
+/// The adapters of every port the functions use, over SDK clients from one configuration.
+#[derive(Clone)]
+pub struct Adapters {
+    pub pipeline: CodePipelineJobs,
+    pub steps: StepFunctionsExecutions,
+    pub instances: Ec2Instances,
+}
+
+impl Adapters {
+    /// Clients for the deployment `settings` describe.
+    pub fn from_sdk_config(
+        config: &aws_config::SdkConfig,
+        settings: &ec2_build_core::Settings,
+    ) -> Result<Self, AdapterError> {
+        Ok(Self {
+            pipeline: CodePipelineJobs::from_sdk_config(config, &settings.action_type)?,
+            steps: StepFunctionsExecutions::from_sdk_config(config, &settings.state_machine_arn),
+            instances: Ec2Instances::from_sdk_config(config),
+        })
+    }
+
+    /// The job worker both functions run.
+    pub fn job_worker(
+        &self,
+        settings: ec2_build_core::Settings,
+    ) -> ec2_build_core::JobWorker<CodePipelineJobs, StepFunctionsExecutions> {
+        ec2_build_core::JobWorker::new(self.pipeline.clone(), self.steps.clone(), settings)
+    }
 }

@@ -4,8 +4,8 @@ use crate::error::service_error;
 use async_trait::async_trait;
 use aws_sdk_sfn::types::HistoryEventType;
 use aws_sdk_sfn::Client;
-use ec2_build_core::ports::{ExecutionDescription, ExecutionStatus, StepFunctions};
-use ec2_build_core::Error;
+use ec2_build_core::model::{ExecutionDescription, ExecutionStatus, ServiceError};
+use ec2_build_core::ports::StepFunctions;
 
 const SERVICE: &str = "states";
 
@@ -27,7 +27,7 @@ impl StepFunctionsExecutions {
 
 #[async_trait]
 impl StepFunctions for StepFunctionsExecutions {
-    async fn start_execution(&self, name: &str, input: &str) -> Result<String, Error> {
+    async fn start_execution(&self, name: &str, input: &str) -> Result<String, ServiceError> {
         match self
             .client
             .start_execution()
@@ -42,13 +42,13 @@ impl StepFunctions for StepFunctionsExecutions {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_execution_already_exists()) =>
             {
-                Err(Error::ExecutionAlreadyExists(name.to_string()))
+                Err(ServiceError::ExecutionAlreadyExists(name.to_string()))
             }
             Err(e) => Err(service_error(SERVICE, "StartExecution", e)),
         }
     }
 
-    async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, Error> {
+    async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, ServiceError> {
         let out = match self
             .client
             .describe_execution()
@@ -61,7 +61,7 @@ impl StepFunctions for StepFunctionsExecutions {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_execution_does_not_exist()) =>
             {
-                return Err(Error::ExecutionNotFound(arn.to_string()))
+                return Err(ServiceError::ExecutionNotFound(arn.to_string()))
             }
             Err(e) => return Err(service_error(SERVICE, "DescribeExecution", e)),
         };
@@ -78,7 +78,7 @@ impl StepFunctions for StepFunctionsExecutions {
         })
     }
 
-    async fn current_state(&self, arn: &str) -> Result<Option<String>, Error> {
+    async fn current_state(&self, arn: &str) -> Result<Option<String>, ServiceError> {
         let out = self
             .client
             .get_execution_history()

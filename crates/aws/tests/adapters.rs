@@ -17,9 +17,9 @@ use aws_sdk_sfn::operation::start_execution::{StartExecutionError, StartExecutio
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use aws_smithy_types::DateTime;
 use ec2_build_aws::{CodePipelineJobs, Ec2Instances, StepFunctionsExecutions};
-use ec2_build_core::ports::{AckStatus, CodePipeline, ExecutionStatus, Instances, StepFunctions};
-use ec2_build_core::report::{FailureKind, FailureReport, SuccessReport};
-use ec2_build_core::{ActionType, Error};
+use ec2_build_core::model::{ExecutionStatus, FailureKind, FailureReport, SuccessReport};
+use ec2_build_core::ports::{AckStatus, CodePipeline, Instances, StepFunctions};
+use ec2_build_core::{ActionType, ServiceError};
 use std::collections::BTreeMap;
 
 fn action_type() -> ActionType {
@@ -150,7 +150,7 @@ async fn acknowledge_maps_status_and_invalid_nonce() {
     );
     assert_eq!(
         jobs.acknowledge_job("job-1", "8").await.unwrap_err(),
-        Error::InvalidNonce("job-1".into())
+        ServiceError::InvalidNonce("job-1".into())
     );
 }
 
@@ -187,7 +187,7 @@ async fn success_carries_token_details_and_maps_invalid_job_state() {
     assert_eq!(continued.num_calls(), 1);
     assert_eq!(
         jobs.put_job_success("job-1", &report).await.unwrap_err(),
-        Error::InvalidJobState("job-1".into())
+        ServiceError::InvalidJobState("job-1".into())
     );
 }
 
@@ -238,7 +238,7 @@ async fn start_execution_names_the_execution_and_maps_already_exists() {
     assert_eq!(steps.start_execution("job-1", "{}").await.unwrap(), EXEC);
     assert_eq!(
         steps.start_execution("job-1", "{}").await.unwrap_err(),
-        Error::ExecutionAlreadyExists("job-1".into())
+        ServiceError::ExecutionAlreadyExists("job-1".into())
     );
 }
 
@@ -269,7 +269,7 @@ async fn describe_execution_maps_status_output_and_missing_execution() {
     assert_eq!(d.duration_seconds, Some(90));
     assert_eq!(
         steps.describe_execution(EXEC).await.unwrap_err(),
-        Error::ExecutionNotFound(EXEC.into())
+        ServiceError::ExecutionNotFound(EXEC.into())
     );
 }
 

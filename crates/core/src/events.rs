@@ -1,19 +1,11 @@
 //! What the Lambdas do with the events they receive. The envelope is parsed by the Lambda crates;
 //! these functions decide on its `detail-type`, `source` and `detail`.
 
-use crate::handler::SweepScope;
-use crate::ports::ExecutionStatus;
-use crate::{Error, Settings};
+use crate::model::{
+    CompletionTrigger, EventError, ExecutionEnded, ExecutionStatus, PollerTrigger, SweepScope,
+};
+use crate::settings::Settings;
 use serde_json::Value;
-
-/// The poller's reaction to an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PollerTrigger {
-    /// Poll for jobs and handle them, this far.
-    Sweep(SweepScope),
-    /// Not for us; no AWS call is made.
-    Ignore(String),
-}
 
 pub const ACTION_STATE_CHANGE: &str = "CodePipeline Action Execution State Change";
 pub const SCHEDULED_EVENT: &str = "Scheduled Event";
@@ -21,15 +13,19 @@ pub const EXECUTION_STATUS_CHANGE: &str = "Step Functions Execution Status Chang
 
 impl PollerTrigger {
     /// Scheduled events sweep all jobs; an action of our type that STARTED sweeps new jobs.
-    pub fn classify(detail_type: &str, detail: &Value, settings: &Settings) -> Result<Self, Error> {
+    pub fn classify(
+        detail_type: &str,
+        detail: &Value,
+        settings: &Settings,
+    ) -> Result<Self, EventError> {
         match detail_type {
             SCHEDULED_EVENT => Ok(Self::Sweep(SweepScope::AllJobs)),
             ACTION_STATE_CHANGE => {
                 let state = detail.get("state").and_then(Value::as_str).ok_or_else(|| {
-                    Error::InvalidEvent(format!("{ACTION_STATE_CHANGE} event has no detail.state"))
+                    EventError(format!("{ACTION_STATE_CHANGE} event has no detail.state"))
                 })?;
                 let action_type = detail.get("type").ok_or_else(|| {
-                    Error::InvalidEvent(format!("{ACTION_STATE_CHANGE} event has no detail.type"))
+                    EventError(format!("{ACTION_STATE_CHANGE} event has no detail.type"))
                 })?;
                 let field = |name: &str| action_type.get(name).and_then(Value::as_str).unwrap_or("");
                 let ours = field("owner") == "Custom"
@@ -50,33 +46,22 @@ impl PollerTrigger {
                     Ok(Self::Sweep(SweepScope::NewJobs))
                 }
             }
-            other => Err(Error::InvalidEvent(format!(
+            other => Err(EventError(format!(
                 "the poller handles \"{SCHEDULED_EVENT}\" and \"{ACTION_STATE_CHANGE}\" events, not {other:?}; check the EventBridge rule that targets it"
             ))),
         }
     }
 }
 
-/// A build execution that reached a final status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecutionEnded {
-    pub execution_arn: String,
-    pub status: ExecutionStatus,
-    /// The job that started the execution (the input's `JobId`, else the execution name).
-    pub job_id: String,
-}
-
-/// The completion Lambda's reaction to an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CompletionTrigger {
-    Finished(ExecutionEnded),
-    Ignore(String),
-}
-
 impl CompletionTrigger {
-    pub fn classify(detail_type: &str, detail: &Value, settings: &Settings) -> Result<Self, Error> {
+    /// Our executions' final statuses are handled; anything else is ignored or an error.
+    pub fn classify(
+        detail_type: &str,
+        detail: &Value,
+        settings: &Settings,
+    ) -> Result<Self, EventError> {
         if detail_type != EXECUTION_STATUS_CHANGE {
-            return Err(Error::InvalidEvent(format!(
+            return Err(EventError(format!(
                 "the completion function handles \"{EXECUTION_STATUS_CHANGE}\" events, not {detail_type:?}; check the EventBridge rule that targets it"
             )));
         }
@@ -86,7 +71,7 @@ impl CompletionTrigger {
                 .and_then(Value::as_str)
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| {
-                    Error::InvalidEvent(format!(
+                    EventError(format!(
                         "{EXECUTION_STATUS_CHANGE} event has no detail.{name}"
                     ))
                 })

@@ -1,7 +1,7 @@
 //! The input of a build execution, built from a job and its [`BuildSpec`].
 
-use crate::job::{Artifact, Job};
-use crate::{BuildSpec, Error};
+use crate::model::{Artifact, Job, JobDataError};
+use crate::spec::BuildSpec;
 use serde::Serialize;
 
 /// Seconds the build task waits beyond the build's own timeout, for download and upload.
@@ -62,7 +62,7 @@ pub struct Timeouts {
 
 impl ExecutionInput {
     /// Builds the input deterministically, so a repeated start has the same input.
-    pub fn new(job: &Job, spec: &BuildSpec, heartbeat_seconds: u32) -> Result<Self, Error> {
+    pub fn new(job: &Job, spec: &BuildSpec, heartbeat_seconds: u32) -> Result<Self, JobDataError> {
         let data = &job.data;
         let build_seconds = spec.timeout_minutes * 60;
         Ok(Self {
@@ -104,10 +104,10 @@ impl ExecutionInput {
 
 /// `Name=s3://bucket/key` entries separated by spaces, after checking that each part is safe in
 /// that format.
-fn artifact_list(direction: &str, artifacts: &[Artifact]) -> Result<String, Error> {
+fn artifact_list(direction: &str, artifacts: &[Artifact]) -> Result<String, JobDataError> {
     const MAX_ARTIFACTS: usize = 5;
     if artifacts.len() > MAX_ARTIFACTS {
-        return Err(Error::JobData(format!(
+        return Err(JobDataError(format!(
             "the job has {} {direction} artifacts; the action supports at most {MAX_ARTIFACTS}",
             artifacts.len()
         )));
@@ -115,7 +115,7 @@ fn artifact_list(direction: &str, artifacts: &[Artifact]) -> Result<String, Erro
     let mut entries = Vec::with_capacity(artifacts.len());
     for artifact in artifacts {
         let location = artifact.location.as_ref().ok_or_else(|| {
-            Error::JobData(format!(
+            JobDataError(format!(
                 "{direction} artifact {:?} has no S3 location",
                 artifact.name
             ))
@@ -136,7 +136,7 @@ fn artifact_list(direction: &str, artifacts: &[Artifact]) -> Result<String, Erro
                 .bytes()
                 .all(|b| b.is_ascii_graphic() && b != b'=' && b != b'\\');
         if !(name_ok && bucket_ok && key_ok) {
-            return Err(Error::JobData(format!(
+            return Err(JobDataError(format!(
                 "{direction} artifact {:?} has a name or S3 location (s3://{}/{}) the build cannot use",
                 artifact.name, location.bucket, location.key
             )));
@@ -152,7 +152,7 @@ fn artifact_list(direction: &str, artifacts: &[Artifact]) -> Result<String, Erro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{ArtifactLocation, JobData, PipelineContext};
+    use crate::model::{ArtifactLocation, JobData, PipelineContext};
     use std::collections::BTreeMap;
 
     pub(crate) fn job() -> Job {
@@ -245,7 +245,7 @@ mod tests {
         let err = ExecutionInput::new(&job, &spec, 300).unwrap_err();
         assert_eq!(
             err,
-            Error::JobData("input artifact \"SourceOutput\" has no S3 location".into())
+            JobDataError("input artifact \"SourceOutput\" has no S3 location".into())
         );
     }
 
@@ -256,7 +256,7 @@ mod tests {
         let spec = BuildSpec::from_configuration(&job.data.configuration, 1).unwrap();
         assert!(matches!(
             ExecutionInput::new(&job, &spec, 300),
-            Err(Error::JobData(_))
+            Err(JobDataError(_))
         ));
     }
 }

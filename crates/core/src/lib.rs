@@ -4,24 +4,34 @@
 //! execution that runs a build, and the decisions between them: what to do with a new job, with a
 //! continuation job, and with a finished execution. It talks to AWS only through the small port
 //! traits in [`ports`]; adapters over the SDK live in `ec2-build-aws`.
+//!
+//! Imports run one way (a test in `tests/module_layers.rs` checks it):
+//! [`model`] ← [`ports`], [`settings`] ← [`spec`] ← [`input`], [`progress`] ← [`report`],
+//! [`events`] ← [`use_cases`] ← `testing`.
 
-pub mod error;
-pub mod events;
-pub mod handler;
-pub mod input;
-pub mod job;
+pub mod model;
+
 pub mod ports;
-pub mod report;
 pub mod settings;
+
+pub mod events;
+pub mod input;
+pub mod progress;
+pub mod report;
 pub mod spec;
+
+pub mod use_cases;
+
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use error::{ConfigError, Error};
-pub use events::{CompletionTrigger, PollerTrigger};
-pub use handler::{BatchSummary, JobHandler, JobOutcome, SweepScope};
 pub use input::ExecutionInput;
-pub use job::{ArtifactLocation, Job, JobData};
-pub use report::{FailureReport, JobReport, SuccessReport};
+pub use model::{
+    CompletionTrigger, ConfigError, EventError, ExecutionEnded, ExecutionStatus, Job, JobOutcome,
+    PollerTrigger, ServiceError, SettingsError, SweepScope,
+};
 pub use settings::{ActionType, Settings};
 pub use spec::{BuildKind, BuildSpec, Capacity};
+pub use use_cases::completion::{Completion, CompletionError, CompletionSummary, Reported};
+pub use use_cases::job::JobWorker;
+pub use use_cases::sweep::{Sweep, SweepError, SweepSummary};

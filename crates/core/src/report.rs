@@ -1,7 +1,11 @@
 //! What to tell CodePipeline: reports built from a configuration error or an execution's state.
 
-use crate::ports::{ExecutionDescription, ExecutionStatus};
-use crate::{ConfigError, Settings};
+use crate::model::{
+    ConfigError, ExecutionDescription, ExecutionStatus, FailureKind, FailureReport, JobReport,
+    SuccessReport,
+};
+use crate::progress;
+use crate::settings::Settings;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -10,68 +14,28 @@ pub const MAX_SUMMARY_LEN: usize = 2048;
 /// CodePipeline's limit on `failureDetails.message`.
 pub const MAX_MESSAGE_LEN: usize = 5000;
 
-/// PutJobSuccessResult's content.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SuccessReport {
-    pub summary: String,
-    /// The execution ARN: the console's link to the execution uses it.
-    pub external_execution_id: String,
-    pub percent_complete: Option<i32>,
-    /// Set while the build runs: CodePipeline comes back with a continuation job.
-    pub continuation_token: Option<String>,
-    /// Only on the final result.
-    pub output_variables: BTreeMap<String, String>,
-}
-
-/// CodePipeline's failure types that this action uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    ConfigurationError,
-    JobFailed,
-}
-
-/// PutJobFailureResult's content.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailureReport {
-    pub kind: FailureKind,
-    pub message: String,
-    pub external_execution_id: Option<String>,
-}
-
-/// The answer to a job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobReport {
-    /// The build runs: success with a continuation token.
-    Continue(SuccessReport),
-    /// Final success.
-    Succeed(SuccessReport),
-    /// Final failure.
-    Fail(FailureReport),
-}
-
-impl FailureReport {
-    /// The action configuration is invalid: nothing was started.
-    pub fn configuration(error: &ConfigError) -> Self {
-        Self {
-            kind: FailureKind::ConfigurationError,
-            message: truncate_end(&format!("EC2 Build: {error}"), MAX_MESSAGE_LEN),
-            external_execution_id: None,
-        }
-    }
-
-    /// The job could not be turned into a build (bad job data, failed start).
-    pub fn job(message: impl AsRef<str>, execution_arn: Option<String>) -> Self {
-        Self {
-            kind: FailureKind::JobFailed,
-            message: truncate_end(&format!("EC2 Build: {}", message.as_ref()), MAX_MESSAGE_LEN),
-            external_execution_id: execution_arn,
-        }
+/// The action configuration is invalid: nothing was started.
+pub fn configuration_failure(error: &ConfigError) -> FailureReport {
+    FailureReport {
+        kind: FailureKind::ConfigurationError,
+        message: truncate_end(&format!("EC2 Build: {error}"), MAX_MESSAGE_LEN),
+        external_execution_id: None,
     }
 }
 
-/// Progress report for a job whose execution was just started.
-pub fn started(execution_arn: &str, settings: &Settings) -> SuccessReport {
-    SuccessReport {
+/// The job could not be turned into a build (bad job data, failed start) or its execution is
+/// gone.
+pub fn job_failure(message: impl AsRef<str>, execution_arn: Option<String>) -> FailureReport {
+    FailureReport {
+        kind: FailureKind::JobFailed,
+        message: truncate_end(&format!("EC2 Build: {}", message.as_ref()), MAX_MESSAGE_LEN),
+        external_execution_id: execution_arn,
+    }
+}
+
+/// The answer to a new job whose execution was just started.
+pub fn started(execution_arn: &str, settings: &Settings) -> JobReport {
+    JobReport::Start(SuccessReport {
         summary: truncate_end(
             &format!(
                 "Build started: {}",
@@ -83,7 +47,7 @@ pub fn started(execution_arn: &str, settings: &Settings) -> SuccessReport {
         percent_complete: Some(0),
         continuation_token: Some(execution_arn.to_string()),
         output_variables: BTreeMap::new(),
-    }
+    })
 }
 
 /// The report for a continuation job, from the execution's state.
@@ -96,11 +60,16 @@ pub fn for_execution(
     let link = settings.execution_console_url(arn);
     match &execution.status {
         ExecutionStatus::Running | ExecutionStatus::Other(_) => {
-            let state = current_state.unwrap_or("starting");
+            let progress = current_state.and_then(progress::of_state);
+            let doing = match (progress, current_state) {
+                (Some(p), _) => format!("{} ({})", p.stage, p.state),
+                (None, Some(state)) => state.to_string(),
+                (None, None) => "starting".to_string(),
+            };
             JobReport::Continue(SuccessReport {
-                summary: truncate_end(&format!("Running: {state}. {link}"), MAX_SUMMARY_LEN),
+                summary: truncate_end(&format!("Running: {doing}. {link}"), MAX_SUMMARY_LEN),
                 external_execution_id: arn.clone(),
-                percent_complete: current_state.map(percent_for_state),
+                percent_complete: progress.map(|p| p.percent),
                 continuation_token: Some(arn.clone()),
                 output_variables: BTreeMap::new(),
             })
@@ -141,27 +110,14 @@ pub fn for_execution(
                 external_execution_id: Some(arn.clone()),
             })
         }
-        ExecutionStatus::TimedOut => JobReport::Fail(FailureReport::job(
+        ExecutionStatus::TimedOut => JobReport::Fail(job_failure(
             format!("the build execution timed out; its instance is released. Execution: {link}"),
             Some(arn.clone()),
         )),
-        ExecutionStatus::Aborted => JobReport::Fail(FailureReport::job(
+        ExecutionStatus::Aborted => JobReport::Fail(job_failure(
             format!("the build execution was stopped (aborted); its instance is released. Execution: {link}"),
             Some(arn.clone()),
         )),
-    }
-}
-
-fn percent_for_state(state: &str) -> i32 {
-    let state = state.to_ascii_lowercase();
-    if state.contains("release") {
-        90
-    } else if state.contains("build") || state.contains("command") {
-        50
-    } else if state.contains("agent") || state.contains("online") {
-        25
-    } else {
-        10
     }
 }
 
@@ -420,7 +376,11 @@ mod tests {
             panic!("{report:?}")
         };
         assert_eq!(r.continuation_token.as_deref(), Some(ARN));
-        assert!(r.summary.starts_with("Running: RunBuild."), "{}", r.summary);
+        assert!(
+            r.summary.starts_with("Running: build (RunBuild)."),
+            "{}",
+            r.summary
+        );
         assert_eq!(r.percent_complete, Some(50));
         assert!(r.output_variables.is_empty());
     }

@@ -1,6 +1,6 @@
 //! Lambda settings, read from environment variables (see docs/contracts.md).
 
-use crate::Error;
+use crate::model::SettingsError;
 use std::time::Duration;
 
 /// The custom action type whose jobs we handle (the owner is always `Custom`).
@@ -36,30 +36,33 @@ pub struct Settings {
 
 impl Settings {
     /// Reads the settings through `var` (normally `std::env::var`), so tests need no environment.
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let required = |name: &'static str| {
             var(name)
                 .filter(|v| !v.trim().is_empty())
-                .ok_or(Error::Setting {
+                .ok_or(SettingsError {
                     name,
                     problem: "is not set".into(),
                 })
         };
-        let number = |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, Error> {
-            match var(name).filter(|v| !v.trim().is_empty()) {
-                None => Ok(default),
-                Some(v) => match v.trim().parse::<u64>() {
-                    Ok(n) if (min..=max).contains(&n) => Ok(n),
-                    _ => Err(Error::Setting {
-                        name,
-                        problem: format!("must be a whole number from {min} to {max}, got {v:?}"),
-                    }),
-                },
-            }
-        };
+        let number =
+            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, SettingsError> {
+                match var(name).filter(|v| !v.trim().is_empty()) {
+                    None => Ok(default),
+                    Some(v) => match v.trim().parse::<u64>() {
+                        Ok(n) if (min..=max).contains(&n) => Ok(n),
+                        _ => Err(SettingsError {
+                            name,
+                            problem: format!(
+                                "must be a whole number from {min} to {max}, got {v:?}"
+                            ),
+                        }),
+                    },
+                }
+            };
         let state_machine_arn = required("STATE_MACHINE_ARN")?;
         if !state_machine_arn.starts_with("arn:") || !state_machine_arn.contains(":stateMachine:") {
-            return Err(Error::Setting {
+            return Err(SettingsError {
                 name: "STATE_MACHINE_ARN",
                 problem: format!("is not a state machine ARN: {state_machine_arn:?}"),
             });
@@ -152,7 +155,7 @@ mod tests {
         let err = Settings::from_lookup(lookup(&BASE[..3])).unwrap_err();
         assert_eq!(
             err,
-            Error::Setting {
+            SettingsError {
                 name: "ACTION_VERSION",
                 problem: "is not set".into()
             }
@@ -167,7 +170,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                Error::Setting {
+                SettingsError {
                     name: "POLL_BATCH_SIZE",
                     ..
                 }
@@ -182,7 +185,7 @@ mod tests {
         pairs.push(("BUILD_HEARTBEAT_SECONDS", "60"));
         assert!(matches!(
             Settings::from_lookup(lookup(&pairs)),
-            Err(Error::Setting {
+            Err(SettingsError {
                 name: "BUILD_HEARTBEAT_SECONDS",
                 ..
             })
@@ -195,7 +198,7 @@ mod tests {
         pairs[0] = ("STATE_MACHINE_ARN", "ec2-build");
         assert!(matches!(
             Settings::from_lookup(lookup(&pairs)),
-            Err(Error::Setting {
+            Err(SettingsError {
                 name: "STATE_MACHINE_ARN",
                 ..
             })

@@ -1,6 +1,6 @@
 //! The action configuration, validated: [`BuildSpec`].
 
-use crate::ConfigError;
+use crate::model::ConfigError;
 use std::collections::BTreeMap;
 
 /// Longest `Command` accepted. SSM Run Command accepts documents and parameters far larger, but a

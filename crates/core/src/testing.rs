@@ -2,17 +2,33 @@
 //! like the services on the points the handler relies on: PollForJobs hands out queued jobs once,
 //! AcknowledgeJob checks the nonce, a success with a continuation token queues a continuation job,
 //! a second answer is refused, and StartExecution is idempotent for the same name and input.
+//!
+//! Each fake is a cheap handle on shared state (`Clone`), so a test keeps one handle to inspect
+//! and gives another to the use case, which owns its ports.
 
-use crate::job::Job;
-use crate::ports::{
-    AckStatus, CodePipeline, ExecutionDescription, ExecutionStatus, Instances, StepFunctions,
+use crate::model::{
+    ExecutionDescription, ExecutionStatus, FailureReport, Job, JobData, ServiceError, SuccessReport,
 };
-use crate::report::{FailureReport, SuccessReport};
-use crate::Error;
+use crate::ports::{AckStatus, CodePipeline, Instances, StepFunctions};
+use crate::settings::Settings;
+use crate::use_cases::{completion::Completion, job::JobWorker, sweep::Sweep};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Derefs a fake handle to its shared state.
+macro_rules! shared_handle {
+    ($handle:ident, $state:ident) => {
+        impl Deref for $handle {
+            type Target = $state;
+            fn deref(&self) -> &$state {
+                &self.0
+            }
+        }
+    };
+}
 
 /// A job's answer as the fake CodePipeline recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +50,13 @@ struct PipelineState {
 }
 
 /// Fake CodePipeline job API.
+#[derive(Clone, Default)]
+pub struct FakePipeline(Arc<PipelineFake>);
+shared_handle!(FakePipeline, PipelineFake);
+
+/// The state behind a [`FakePipeline`].
 #[derive(Default)]
-pub struct FakePipeline {
+pub struct PipelineFake {
     state: Mutex<PipelineState>,
     /// Jobs whose AcknowledgeJob fails with an invalid nonce.
     pub foreign_jobs: Mutex<HashSet<String>>,
@@ -53,7 +74,9 @@ impl FakePipeline {
         fake.state.lock().unwrap().queued = jobs;
         fake
     }
+}
 
+impl PipelineFake {
     pub fn queue(&self, job: Job) {
         self.state.lock().unwrap().queued.push(job);
     }
@@ -87,18 +110,18 @@ impl FakePipeline {
         self.state.lock().unwrap().queued.clone()
     }
 
-    fn answer(&self, job_id: &str, answer: Answer, op: &'static str) -> Result<(), Error> {
+    fn answer(&self, job_id: &str, answer: Answer, op: &'static str) -> Result<(), ServiceError> {
         let mut state = self.state.lock().unwrap();
         state.calls.push(op);
         if self.unanswerable_jobs.lock().unwrap().contains(job_id) {
-            return Err(Error::Service {
+            return Err(ServiceError::Call {
                 service: "codepipeline",
                 operation: op,
                 message: "internal error".into(),
             });
         }
         if !state.in_progress.remove(job_id) {
-            return Err(Error::InvalidJobState(job_id.to_string()));
+            return Err(ServiceError::InvalidJobState(job_id.to_string()));
         }
         if let Answer::Success(SuccessReport {
             continuation_token: Some(token),
@@ -108,7 +131,7 @@ impl FakePipeline {
             let original = state.answers.len();
             state.next_job += 1;
             let id = format!("continuation-{}-{original}", state.next_job);
-            let data = crate::job::JobData {
+            let data = JobData {
                 continuation_token: Some(token.clone()),
                 ..Default::default()
             };
@@ -125,7 +148,7 @@ impl FakePipeline {
 
 #[async_trait]
 impl CodePipeline for FakePipeline {
-    async fn poll_for_jobs(&self, max_batch_size: u32) -> Result<Vec<Job>, Error> {
+    async fn poll_for_jobs(&self, max_batch_size: u32) -> Result<Vec<Job>, ServiceError> {
         let delay = *self.poll_delay.lock().unwrap();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -135,7 +158,7 @@ impl CodePipeline for FakePipeline {
             if *failing > 0 {
                 *failing -= 1;
                 self.state.lock().unwrap().calls.push("PollForJobs");
-                return Err(Error::Service {
+                return Err(ServiceError::Call {
                     service: "codepipeline",
                     operation: "PollForJobs",
                     message: "throttled".into(),
@@ -148,17 +171,21 @@ impl CodePipeline for FakePipeline {
         Ok(state.queued.drain(..n).collect())
     }
 
-    async fn acknowledge_job(&self, job_id: &str, _nonce: &str) -> Result<AckStatus, Error> {
+    async fn acknowledge_job(&self, job_id: &str, _nonce: &str) -> Result<AckStatus, ServiceError> {
         let mut state = self.state.lock().unwrap();
         state.calls.push("AcknowledgeJob");
         if self.foreign_jobs.lock().unwrap().contains(job_id) {
-            return Err(Error::InvalidNonce(job_id.to_string()));
+            return Err(ServiceError::InvalidNonce(job_id.to_string()));
         }
         state.in_progress.insert(job_id.to_string());
         Ok(AckStatus::InProgress)
     }
 
-    async fn put_job_success(&self, job_id: &str, report: &SuccessReport) -> Result<(), Error> {
+    async fn put_job_success(
+        &self,
+        job_id: &str,
+        report: &SuccessReport,
+    ) -> Result<(), ServiceError> {
         self.answer(
             job_id,
             Answer::Success(report.clone()),
@@ -166,7 +193,11 @@ impl CodePipeline for FakePipeline {
         )
     }
 
-    async fn put_job_failure(&self, job_id: &str, report: &FailureReport) -> Result<(), Error> {
+    async fn put_job_failure(
+        &self,
+        job_id: &str,
+        report: &FailureReport,
+    ) -> Result<(), ServiceError> {
         self.answer(
             job_id,
             Answer::Failure(report.clone()),
@@ -182,25 +213,35 @@ struct FakeExecution {
 
 /// Fake Step Functions: executions by name, StartExecution idempotent for the same input while
 /// running, `ExecutionAlreadyExists` otherwise.
-pub struct FakeSteps {
+#[derive(Clone)]
+pub struct FakeSteps(Arc<StepsFake>);
+shared_handle!(FakeSteps, StepsFake);
+
+/// The state behind a [`FakeSteps`].
+pub struct StepsFake {
     prefix: String,
     executions: Mutex<BTreeMap<String, FakeExecution>>,
     /// Every StartExecution call, (name, input).
     pub starts: Mutex<Vec<(String, String)>>,
     pub current_state: Mutex<Option<String>>,
+    /// How many of the next DescribeExecution calls fail with a service error.
+    pub failing_describes: Mutex<u32>,
 }
 
 impl FakeSteps {
     /// `state_machine_arn` decides the execution ARNs, as in AWS.
     pub fn new(state_machine_arn: &str) -> Self {
-        Self {
+        Self(Arc::new(StepsFake {
             prefix: state_machine_arn.replacen(":stateMachine:", ":execution:", 1),
             executions: Mutex::default(),
             starts: Mutex::default(),
             current_state: Mutex::new(Some("RunBuild".into())),
-        }
+            failing_describes: Mutex::default(),
+        }))
     }
+}
 
+impl StepsFake {
     pub fn arn(&self, name: &str) -> String {
         format!("{}:{name}", self.prefix)
     }
@@ -251,7 +292,7 @@ impl FakeSteps {
 
 #[async_trait]
 impl StepFunctions for FakeSteps {
-    async fn start_execution(&self, name: &str, input: &str) -> Result<String, Error> {
+    async fn start_execution(&self, name: &str, input: &str) -> Result<String, ServiceError> {
         self.starts
             .lock()
             .unwrap()
@@ -262,7 +303,7 @@ impl StepFunctions for FakeSteps {
             Some(e) if e.input == input && e.description.status == ExecutionStatus::Running => {
                 Ok(arn)
             }
-            Some(_) => Err(Error::ExecutionAlreadyExists(arn)),
+            Some(_) => Err(ServiceError::ExecutionAlreadyExists(arn)),
             None => {
                 executions.insert(
                     name.to_string(),
@@ -283,30 +324,74 @@ impl StepFunctions for FakeSteps {
         }
     }
 
-    async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, Error> {
+    async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, ServiceError> {
+        {
+            let mut failing = self.failing_describes.lock().unwrap();
+            if *failing > 0 {
+                *failing -= 1;
+                return Err(ServiceError::Call {
+                    service: "states",
+                    operation: "DescribeExecution",
+                    message: "throttled".into(),
+                });
+            }
+        }
         let executions = self.executions.lock().unwrap();
         executions
             .values()
             .find(|e| e.description.arn == arn)
             .map(|e| e.description.clone())
-            .ok_or_else(|| Error::ExecutionNotFound(arn.to_string()))
+            .ok_or_else(|| ServiceError::ExecutionNotFound(arn.to_string()))
     }
 
-    async fn current_state(&self, _arn: &str) -> Result<Option<String>, Error> {
+    async fn current_state(&self, _arn: &str) -> Result<Option<String>, ServiceError> {
         Ok(self.current_state.lock().unwrap().clone())
     }
 }
 
 /// Fake EC2: instances tagged with an execution ARN.
+#[derive(Clone, Default)]
+pub struct FakeInstances(Arc<InstancesFake>);
+shared_handle!(FakeInstances, InstancesFake);
+
+/// The state behind a [`FakeInstances`].
 #[derive(Default)]
-pub struct FakeInstances {
+pub struct InstancesFake {
     pub running: Mutex<HashMap<String, Vec<String>>>,
     pub terminated: Mutex<Vec<String>>,
+    /// Every execution a release was asked for.
+    pub release_calls: Mutex<Vec<String>>,
+    /// TerminateInstances fails with a service error.
+    pub failing: Mutex<bool>,
+}
+
+impl InstancesFake {
+    /// Instances the execution launched and that are still running.
+    pub fn launch(&self, execution_arn: &str, ids: &[&str]) {
+        self.running.lock().unwrap().insert(
+            execution_arn.to_string(),
+            ids.iter().map(|id| id.to_string()).collect(),
+        );
+    }
 }
 
 #[async_trait]
 impl Instances for FakeInstances {
-    async fn release_for_execution(&self, execution_arn: &str) -> Result<Vec<String>, Error> {
+    async fn release_for_execution(
+        &self,
+        execution_arn: &str,
+    ) -> Result<Vec<String>, ServiceError> {
+        self.release_calls
+            .lock()
+            .unwrap()
+            .push(execution_arn.to_string());
+        if *self.failing.lock().unwrap() {
+            return Err(ServiceError::Call {
+                service: "ec2",
+                operation: "TerminateInstances",
+                message: "UnauthorizedOperation".into(),
+            });
+        }
         let ids = self
             .running
             .lock()
@@ -323,7 +408,7 @@ pub const STATE_MACHINE_ARN: &str = "arn:aws:states:us-east-1:123456789012:state
 
 /// Settings for action type Custom/Build/EC2Build/1 and [`STATE_MACHINE_ARN`], with short
 /// completion polling; `overrides` are further environment variables.
-pub fn settings(overrides: &[(&str, &str)]) -> crate::Settings {
+pub fn settings(overrides: &[(&str, &str)]) -> Settings {
     let base = [
         ("STATE_MACHINE_ARN", STATE_MACHINE_ARN),
         ("ACTION_CATEGORY", "Build"),
@@ -332,7 +417,7 @@ pub fn settings(overrides: &[(&str, &str)]) -> crate::Settings {
         ("COMPLETION_POLL_ATTEMPTS", "3"),
         ("COMPLETION_POLL_DELAY_MS", "10"),
     ];
-    crate::Settings::from_lookup(|name| {
+    Settings::from_lookup(|name| {
         overrides
             .iter()
             .chain(base.iter())
@@ -345,7 +430,7 @@ pub fn settings(overrides: &[(&str, &str)]) -> crate::Settings {
 /// A new job of a valid `command` build with one input and one output artifact; `configuration`
 /// overrides properties.
 pub fn new_job(id: &str, configuration: &[(&str, &str)]) -> Job {
-    use crate::job::{Artifact, ArtifactLocation, JobData, PipelineContext};
+    use crate::model::{Artifact, ArtifactLocation, PipelineContext};
     let config: BTreeMap<String, String> = [
         ("ImageId", "ami-0123456789abcdef0"),
         ("InstanceType", "m5.large"),
@@ -384,7 +469,7 @@ pub fn new_job(id: &str, configuration: &[(&str, &str)]) -> Job {
 
 /// A continuation job carrying `token`.
 pub fn continuation_job(id: &str, token: &str) -> Job {
-    let data = crate::job::JobData {
+    let data = JobData {
         continuation_token: Some(token.into()),
         ..Default::default()
     };
@@ -395,11 +480,45 @@ pub fn continuation_job(id: &str, token: &str) -> Job {
     }
 }
 
-/// A handler over fresh fakes.
-pub fn handler(settings: crate::Settings) -> crate::JobHandler<FakePipeline, FakeSteps> {
-    crate::JobHandler::new(
-        FakePipeline::default(),
-        FakeSteps::new(STATE_MACHINE_ARN),
-        settings,
-    )
+/// Fresh fakes of every port, and the use cases built over handles on them.
+#[derive(Clone)]
+pub struct Fakes {
+    pub pipeline: FakePipeline,
+    pub steps: FakeSteps,
+    pub instances: FakeInstances,
+}
+
+impl Default for Fakes {
+    fn default() -> Self {
+        Self {
+            pipeline: FakePipeline::default(),
+            steps: FakeSteps::new(STATE_MACHINE_ARN),
+            instances: FakeInstances::default(),
+        }
+    }
+}
+
+impl Fakes {
+    /// Fakes whose CodePipeline has these jobs queued.
+    pub fn with_jobs(jobs: Vec<Job>) -> Self {
+        Self {
+            pipeline: FakePipeline::with_jobs(jobs),
+            ..Self::default()
+        }
+    }
+
+    pub fn worker(&self, settings: Settings) -> JobWorker<FakePipeline, FakeSteps> {
+        JobWorker::new(self.pipeline.clone(), self.steps.clone(), settings)
+    }
+
+    pub fn sweep(&self, settings: Settings) -> Sweep<FakePipeline, FakeSteps> {
+        Sweep::new(self.worker(settings))
+    }
+
+    pub fn completion(
+        &self,
+        settings: Settings,
+    ) -> Completion<FakePipeline, FakeSteps, FakeInstances> {
+        Completion::new(self.worker(settings), self.instances.clone())
+    }
 }

@@ -1,36 +1,57 @@
-//! The decisions of job handling, against in-memory fakes of CodePipeline, Step Functions and EC2.
+//! The decisions of job handling, the sweep and completion, against in-memory fakes of
+//! CodePipeline, Step Functions and EC2.
 
-use ec2_build_core::events::ExecutionEnded;
-use ec2_build_core::handler::Reported;
-use ec2_build_core::ports::ExecutionStatus;
-use ec2_build_core::report::FailureKind;
+use ec2_build_core::model::{FailureKind, SkipReason};
 use ec2_build_core::testing::{
-    self, continuation_job, new_job, Answer, FakeInstances, FakePipeline, FakeSteps, AMPLE_TIME,
-    STATE_MACHINE_ARN as STATE_MACHINE,
+    self, continuation_job, new_job, Answer, FakePipeline, FakeSteps, Fakes, AMPLE_TIME,
 };
-use ec2_build_core::{JobHandler, JobOutcome, Settings, SweepScope};
+use ec2_build_core::use_cases::sweep::NEW_JOB_SEARCH_BATCHES;
+use ec2_build_core::{
+    CompletionError, CompletionSummary, ExecutionEnded, ExecutionStatus, JobOutcome, Reported,
+    ServiceError, Settings, SweepError, SweepScope, SweepSummary,
+};
 use std::time::Duration;
 
 fn settings() -> Settings {
     testing::settings(&[("POLL_BATCH_SIZE", "3")])
 }
 
-fn handler(pipeline: FakePipeline) -> JobHandler<FakePipeline, FakeSteps> {
-    JobHandler::new(pipeline, FakeSteps::new(STATE_MACHINE), settings())
+/// The fakes, and the sweep and completion use cases over handles on them.
+struct Harness {
+    fakes: Fakes,
 }
 
-// The handler owns its ports; these reach them through the public accessors below.
-trait Ports {
-    fn pipeline(&self) -> &FakePipeline;
-    fn steps(&self) -> &FakeSteps;
-}
-
-impl Ports for JobHandler<FakePipeline, FakeSteps> {
+impl Harness {
     fn pipeline(&self) -> &FakePipeline {
-        self.pipeline_port()
+        &self.fakes.pipeline
     }
+
     fn steps(&self) -> &FakeSteps {
-        self.steps_port()
+        &self.fakes.steps
+    }
+
+    async fn sweep(
+        &self,
+        scope: SweepScope,
+        time_left: Duration,
+    ) -> Result<SweepSummary, SweepError> {
+        self.fakes.sweep(settings()).run(scope, time_left).await
+    }
+
+    async fn finish(&self, ended: &ExecutionEnded) -> Result<CompletionSummary, CompletionError> {
+        self.fakes
+            .completion(settings())
+            .finish(ended, AMPLE_TIME)
+            .await
+    }
+}
+
+fn handler(pipeline: FakePipeline) -> Harness {
+    Harness {
+        fakes: Fakes {
+            pipeline,
+            ..Fakes::default()
+        },
     }
 }
 
@@ -92,9 +113,13 @@ async fn job_owned_by_another_worker_is_left_alone() {
     pipeline.foreign_jobs.lock().unwrap().insert("job-1".into());
     let h = handler(pipeline);
     let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
-    assert!(
-        matches!(&summary.outcomes[0], JobOutcome::Skipped { reason, .. } if reason.contains("nonce"))
-    );
+    assert!(matches!(
+        &summary.outcomes[0],
+        JobOutcome::Skipped {
+            reason: SkipReason::OwnedByAnotherWorker,
+            ..
+        }
+    ));
     assert_eq!(h.steps().count(), 0);
     assert!(h.pipeline().answers().is_empty());
 }
@@ -157,7 +182,7 @@ async fn continuation_of_a_running_execution_continues_again() {
     };
     assert_eq!(report.continuation_token.as_deref(), Some(arn.as_str()));
     assert!(
-        report.summary.starts_with("Running: RunBuild"),
+        report.summary.starts_with("Running: build (RunBuild)"),
         "{}",
         report.summary
     );
@@ -298,14 +323,14 @@ async fn every_polled_job_is_answered_even_a_repeated_continuation() {
 }
 
 /// One new job and five running builds' continuation jobs queued, batch size 3.
-fn new_job_among_running_builds() -> JobHandler<FakePipeline, FakeSteps> {
+fn new_job_among_running_builds() -> Harness {
     let h = handler(FakePipeline::with_jobs(vec![new_job("job-0", &[])]));
     queue_running_builds(&h, 5);
     h
 }
 
 /// Queues a continuation job for each of `count` running builds.
-fn queue_running_builds(h: &JobHandler<FakePipeline, FakeSteps>, count: usize) {
+fn queue_running_builds(h: &Harness, count: usize) {
     for i in 1..=count {
         let name = format!("job-{i}");
         h.steps()
@@ -337,7 +362,7 @@ async fn started_event_sweep_stops_after_a_batch_without_new_jobs() {
 }
 
 /// `running` builds' continuation jobs queued ahead of one new job, batch size 3.
-fn new_job_behind_running_builds(running: usize) -> JobHandler<FakePipeline, FakeSteps> {
+fn new_job_behind_running_builds(running: usize) -> Harness {
     let h = handler(FakePipeline::default());
     queue_running_builds(&h, running);
     h.pipeline().queue(new_job("job-new", &[]));
@@ -363,10 +388,7 @@ async fn started_event_sweep_gives_up_after_the_search_batches() {
     // job is left to the scheduled sweep.
     let h = new_job_behind_running_builds(12);
     let summary = h.sweep(SweepScope::NewJobs, AMPLE_TIME).await.unwrap();
-    assert_eq!(
-        summary.polls,
-        ec2_build_core::handler::NEW_JOB_SEARCH_BATCHES
-    );
+    assert_eq!(summary.polls, NEW_JOB_SEARCH_BATCHES);
     assert!(h.steps().starts.lock().unwrap().is_empty());
     assert_eq!(
         h.pipeline().answers().len(),
@@ -417,7 +439,13 @@ async fn poll_failure_is_an_error_of_the_sweep() {
     let pipeline = FakePipeline::default();
     *pipeline.failing_polls.lock().unwrap() = 1;
     let h = handler(pipeline);
-    assert!(h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.is_err());
+    assert!(matches!(
+        h.sweep(SweepScope::AllJobs, AMPLE_TIME).await,
+        Err(SweepError::Poll(ServiceError::Call {
+            operation: "PollForJobs",
+            ..
+        }))
+    ));
 }
 
 #[tokio::test]
@@ -434,7 +462,7 @@ async fn full_batches_are_followed_by_more_polls() {
     assert_eq!(h.steps().count(), 7);
 }
 
-fn ended(h: &JobHandler<FakePipeline, FakeSteps>, status: ExecutionStatus) -> ExecutionEnded {
+fn ended(h: &Harness, status: ExecutionStatus) -> ExecutionEnded {
     ExecutionEnded {
         execution_arn: h.steps().arn("job-1"),
         status,
@@ -454,10 +482,7 @@ async fn completion_reports_through_the_continuation_job() {
         None,
     );
     let summary = h
-        .finish_execution(
-            &ended(&h, ExecutionStatus::Succeeded),
-            &FakeInstances::default(),
-        )
+        .finish(&ended(&h, ExecutionStatus::Succeeded))
         .await
         .unwrap();
     assert_eq!(summary.reported, Reported::ContinuationJob);
@@ -480,13 +505,7 @@ async fn completion_reports_on_the_original_job_when_it_was_never_continued() {
         Some("BuildFailed"),
         Some("boom"),
     );
-    let summary = h
-        .finish_execution(
-            &ended(&h, ExecutionStatus::Failed),
-            &FakeInstances::default(),
-        )
-        .await
-        .unwrap();
+    let summary = h.finish(&ended(&h, ExecutionStatus::Failed)).await.unwrap();
     assert_eq!(summary.reported, Reported::OriginalJob);
     assert!(matches!(
         h.pipeline().answer_for("job-1"),
@@ -507,10 +526,7 @@ async fn completion_leaves_it_to_the_sweep_when_the_job_is_already_continued() {
     h.steps()
         .set("job-1", ExecutionStatus::Succeeded, Some("{}"), None, None);
     let summary = h
-        .finish_execution(
-            &ended(&h, ExecutionStatus::Succeeded),
-            &FakeInstances::default(),
-        )
+        .finish(&ended(&h, ExecutionStatus::Succeeded))
         .await
         .unwrap();
     assert_eq!(summary.reported, Reported::LeftToSweep);
@@ -523,14 +539,10 @@ async fn completion_of_an_aborted_execution_releases_its_instance_and_fails_the_
     h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     h.steps()
         .set("job-1", ExecutionStatus::Aborted, None, None, None);
-    let instances = FakeInstances::default();
-    instances
-        .running
-        .lock()
-        .unwrap()
-        .insert(h.steps().arn("job-1"), vec!["i-0abc".into()]);
+    let instances = &h.fakes.instances;
+    instances.launch(&h.steps().arn("job-1"), &["i-0abc"]);
     let summary = h
-        .finish_execution(&ended(&h, ExecutionStatus::Aborted), &instances)
+        .finish(&ended(&h, ExecutionStatus::Aborted))
         .await
         .unwrap();
     assert_eq!(summary.released, vec!["i-0abc"]);
@@ -539,4 +551,111 @@ async fn completion_of_an_aborted_execution_releases_its_instance_and_fails_the_
         .outcomes
         .iter()
         .any(|o| matches!(o, JobOutcome::Failed { message, .. } if message.contains("aborted"))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn completion_that_cannot_read_the_execution_still_releases_and_says_describe_failed() {
+    // Never continued, so completion falls back to DescribeExecution, which fails.
+    let h = handler(FakePipeline::default());
+    h.steps()
+        .set("job-1", ExecutionStatus::Failed, None, None, None);
+    *h.steps().failing_describes.lock().unwrap() = 1;
+    h.fakes
+        .instances
+        .launch(&h.steps().arn("job-1"), &["i-0abc"]);
+    let err = h
+        .finish(&ended(&h, ExecutionStatus::Failed))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CompletionError::Describe(ServiceError::Call {
+                operation: "DescribeExecution",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        *h.fakes.instances.terminated.lock().unwrap(),
+        vec!["i-0abc"],
+        "the release is not skipped because reporting failed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn completion_whose_release_fails_says_release_failed_after_reporting() {
+    let h = handler(FakePipeline::with_jobs(vec![new_job("job-1", &[])]));
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    h.steps()
+        .set("job-1", ExecutionStatus::TimedOut, None, None, None);
+    h.fakes
+        .instances
+        .launch(&h.steps().arn("job-1"), &["i-0abc"]);
+    *h.fakes.instances.failing.lock().unwrap() = true;
+    let err = h
+        .finish(&ended(&h, ExecutionStatus::TimedOut))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CompletionError::Release(ServiceError::Call {
+                operation: "TerminateInstances",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        *h.fakes.instances.release_calls.lock().unwrap(),
+        vec![h.steps().arn("job-1")]
+    );
+    // The result was reported before the release was tried.
+    assert!(h
+        .pipeline()
+        .answers()
+        .iter()
+        .any(|(_, a)| matches!(a, Answer::Failure(r) if r.message.contains("timed out"))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn completion_polls_no_longer_than_the_invocation_allows() {
+    // Twenty attempts of doubling delays from 1 s would take days; with 8 s left (5 s of them
+    // kept in reserve) the poll loop stops early and the job is reported on the original job.
+    let h = handler(FakePipeline::default());
+    h.pipeline().mark_in_progress("job-1");
+    h.steps().set(
+        "job-1",
+        ExecutionStatus::Failed,
+        None,
+        Some("BuildFailed"),
+        Some("boom"),
+    );
+    let settings = testing::settings(&[
+        ("COMPLETION_POLL_ATTEMPTS", "20"),
+        ("COMPLETION_POLL_DELAY_MS", "1000"),
+    ]);
+    let started = tokio::time::Instant::now();
+    let summary = h
+        .fakes
+        .completion(settings)
+        .finish(&ended(&h, ExecutionStatus::Failed), Duration::from_secs(8))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() <= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(summary.reported, Reported::OriginalJob);
+    let polls = h
+        .pipeline()
+        .calls()
+        .iter()
+        .filter(|c| **c == "PollForJobs")
+        .count();
+    // Polls at 0, 1 and 3 s; the next would be at 7 s, leaving less than the 5 s reserve.
+    assert_eq!(polls, 3);
 }

@@ -1,78 +1,73 @@
 //! The completion function: when a build execution ends, reports its result to CodePipeline at
 //! once and releases instances the flow could not release.
 
-use crate::poller::SweepReport;
-use crate::{invalid_event, parse_envelope, FunctionError};
-use ec2_build_core::events::CompletionTrigger;
-use ec2_build_core::handler::Reported;
+use crate::{parse_envelope, time_left, FunctionError, JobCounts};
 use ec2_build_core::ports::{CodePipeline, Instances, StepFunctions};
-use ec2_build_core::{Error, JobHandler};
+use ec2_build_core::{Completion, CompletionTrigger, Reported};
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use tracing::info;
 
+/// How the invocation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompletionAction {
+    /// The result went to CodePipeline through the continuation job.
+    ReportedContinuation,
+    /// The result went to CodePipeline on the job that started the execution.
+    ReportedOriginal,
+    /// The continuation job did not show up in time; the scheduled sweep reports it.
+    LeftToSweep,
+    /// Not an event of ours, or not a final status.
+    Ignored,
+}
+
 /// The function's response.
-#[derive(Debug, Default, PartialEq, Eq, Serialize)]
-pub struct CompletionReport {
-    /// `reported-continuation`, `reported-original`, `left-to-sweep` or `ignored`.
-    pub action: &'static str,
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub struct CompletionResponse {
+    pub action: CompletionAction,
+    /// Why the event was ignored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Every job handled while looking for the continuation job.
-    pub jobs: SweepReport,
+    pub jobs: JobCounts,
+    /// Instances this invocation terminated.
     pub released: Vec<String>,
 }
 
 /// Handles one "Step Functions Execution Status Change" event.
-pub async fn handle<P: CodePipeline, S: StepFunctions>(
+pub async fn handle<P: CodePipeline, S: StepFunctions, I: Instances>(
     event: LambdaEvent<Value>,
-    handler: &JobHandler<P, S>,
-    instances: &dyn Instances,
-) -> Result<CompletionReport, FunctionError> {
+    completion: &Completion<P, S, I>,
+) -> Result<CompletionResponse, FunctionError> {
+    let time_left = time_left(event.context.deadline);
     let envelope = parse_envelope(event.payload)?;
-    let ended = match CompletionTrigger::classify(
-        &envelope.detail_type,
-        &envelope.detail,
-        handler.settings(),
-    )
-    .map_err(invalid_event)?
-    {
-        CompletionTrigger::Ignore(reason) => {
-            info!(%reason, "event ignored");
-            return Ok(CompletionReport {
-                action: "ignored",
-                reason: Some(reason),
-                ..Default::default()
-            });
-        }
-        CompletionTrigger::Finished(ended) => ended,
-    };
-    let summary = handler
-        .finish_execution(&ended, instances)
-        .await
-        .map_err(|e| match e {
-            Error::Service {
-                operation: "DescribeTags" | "TerminateInstances",
-                ..
-            } => FunctionError::new("ReleaseFailed", e),
-            other => FunctionError::new("DescribeFailed", other),
-        })?;
-    let mut jobs = SweepReport {
-        action: "sweep",
-        ..Default::default()
-    };
-    jobs.count(&summary.outcomes);
+    let settings = completion.worker().settings();
+    let ended =
+        match CompletionTrigger::classify(&envelope.detail_type, &envelope.detail, settings)? {
+            CompletionTrigger::Ignore(reason) => {
+                info!(%reason, "event ignored");
+                return Ok(CompletionResponse {
+                    action: CompletionAction::Ignored,
+                    reason: Some(reason),
+                    jobs: JobCounts::default(),
+                    released: Vec::new(),
+                });
+            }
+            CompletionTrigger::Finished(ended) => ended,
+        };
+    let summary = completion.finish(&ended, time_left).await?;
     let action = match summary.reported {
-        Reported::ContinuationJob => "reported-continuation",
-        Reported::OriginalJob => "reported-original",
-        Reported::LeftToSweep => "left-to-sweep",
+        Reported::ContinuationJob => CompletionAction::ReportedContinuation,
+        Reported::OriginalJob => CompletionAction::ReportedOriginal,
+        Reported::LeftToSweep => CompletionAction::LeftToSweep,
     };
-    info!(action, released = ?summary.released, "execution finished");
-    Ok(CompletionReport {
+    info!(?action, released = ?summary.released, "execution finished");
+    Ok(CompletionResponse {
         action,
         reason: None,
-        jobs,
+        jobs: JobCounts::of(&summary.outcomes),
         released: summary.released,
     })
 }

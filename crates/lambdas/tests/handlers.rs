@@ -1,17 +1,51 @@
 //! The Lambda handlers called as the runtime calls them, with fakes behind the ports.
 
-use ec2_build_core::job::JobData;
-use ec2_build_core::ports::ExecutionStatus;
+use ec2_build_core::model::JobData;
 use ec2_build_core::testing::{
-    self, FakeInstances, FakePipeline, FakeSteps, STATE_MACHINE_ARN as STATE_MACHINE,
+    self, FakePipeline, FakeSteps, Fakes, STATE_MACHINE_ARN as STATE_MACHINE,
 };
-use ec2_build_core::{Job, JobHandler};
-use ec2_build_lambdas::{completion, poller, FunctionError};
+use ec2_build_core::{ExecutionStatus, Job, ServiceError, Settings};
+use ec2_build_lambdas::completion::{self, CompletionAction, CompletionResponse};
+use ec2_build_lambdas::poller::{self, PollerAction, SweepResponse};
+use ec2_build_lambdas::FunctionError;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 
-fn handler() -> JobHandler<FakePipeline, FakeSteps> {
-    testing::handler(testing::settings(&[("COMPLETION_POLL_ATTEMPTS", "2")]))
+fn settings() -> Settings {
+    testing::settings(&[("COMPLETION_POLL_ATTEMPTS", "2")])
+}
+
+/// Fresh fakes; each function is built over handles on them, as its binary builds it over SDK
+/// clients.
+struct Functions {
+    fakes: Fakes,
+}
+
+impl Functions {
+    fn pipeline_port(&self) -> &FakePipeline {
+        &self.fakes.pipeline
+    }
+
+    fn steps_port(&self) -> &FakeSteps {
+        &self.fakes.steps
+    }
+
+    async fn poller(&self, event: LambdaEvent<Value>) -> Result<SweepResponse, FunctionError> {
+        poller::handle(event, &self.fakes.sweep(settings())).await
+    }
+
+    async fn completion(
+        &self,
+        event: LambdaEvent<Value>,
+    ) -> Result<CompletionResponse, FunctionError> {
+        completion::handle(event, &self.fakes.completion(settings())).await
+    }
+}
+
+fn handler() -> Functions {
+    Functions {
+        fakes: Fakes::default(),
+    }
 }
 
 fn event(detail_type: &str, source: &str, detail: Value) -> LambdaEvent<Value> {
@@ -59,10 +93,8 @@ fn diagnostic(e: FunctionError) -> Diagnostic {
 async fn event_for_another_action_type_is_ignored_without_any_aws_call() {
     let h = handler();
     h.pipeline_port().queue(job("job-1"));
-    let report = poller::handle(action_started("CodeBuild"), &h)
-        .await
-        .unwrap();
-    assert_eq!(report.action, "ignored");
+    let report = h.poller(action_started("CodeBuild")).await.unwrap();
+    assert_eq!(report.action, PollerAction::Ignored);
     assert!(h.pipeline_port().calls().is_empty());
     assert!(h.steps_port().starts.lock().unwrap().is_empty());
 }
@@ -71,12 +103,10 @@ async fn event_for_another_action_type_is_ignored_without_any_aws_call() {
 async fn started_event_of_our_action_starts_the_build() {
     let h = handler();
     h.pipeline_port().queue(job("job-1"));
-    let report = poller::handle(action_started("EC2Build"), &h)
-        .await
-        .unwrap();
+    let report = h.poller(action_started("EC2Build")).await.unwrap();
     assert_eq!(
-        (report.action, report.polls, report.started),
-        ("sweep", 1, 1)
+        (report.action, report.polls, report.jobs.started),
+        (PollerAction::Sweep, 1, 1)
     );
     assert_eq!(h.steps_port().count(), 1);
 }
@@ -91,8 +121,8 @@ async fn the_invocation_deadline_bounds_the_sweep() {
         }
         let mut started = action_started("EC2Build");
         started.context.deadline = deadline;
-        let report = poller::handle(started, &h).await.unwrap();
-        (report.polls, report.started)
+        let report = h.poller(started).await.unwrap();
+        (report.polls, report.jobs.started)
     };
     // Batch size 10, with time: all 25 jobs are started; the third batch also holds the first
     // builds' continuation jobs, the fourth only those, so the sweep stops there.
@@ -120,21 +150,23 @@ async fn scheduled_event_sweeps_continuation_jobs() {
             ..Default::default()
         },
     });
-    let report = poller::handle(event("Scheduled Event", "aws.events", json!({})), &h)
+    let report = h
+        .poller(event("Scheduled Event", "aws.events", json!({})))
         .await
         .unwrap();
-    assert_eq!(report.succeeded, 1);
+    assert_eq!(report.jobs.succeeded, 1);
 }
 
 #[tokio::test]
 async fn malformed_payload_is_an_invalid_event_error() {
     let h = handler();
-    let err = poller::handle(
-        LambdaEvent::new(json!({"hello": "world"}), Context::default()),
-        &h,
-    )
-    .await
-    .unwrap_err();
+    let err = h
+        .poller(LambdaEvent::new(
+            json!({"hello": "world"}),
+            Context::default(),
+        ))
+        .await
+        .unwrap_err();
     let d = diagnostic(err);
     assert_eq!(d.error_type, "InvalidEvent");
     assert!(
@@ -148,7 +180,8 @@ async fn malformed_payload_is_an_invalid_event_error() {
 #[tokio::test]
 async fn unknown_event_type_is_an_invalid_event_error() {
     let h = handler();
-    let err = poller::handle(event("Object Created", "aws.s3", json!({})), &h)
+    let err = h
+        .poller(event("Object Created", "aws.s3", json!({})))
         .await
         .unwrap_err();
     let d = diagnostic(err);
@@ -164,17 +197,14 @@ async fn unknown_event_type_is_an_invalid_event_error() {
 async fn poll_failure_is_reported_as_poll_failed() {
     let h = handler();
     *h.pipeline_port().failing_polls.lock().unwrap() = 1;
-    let err = poller::handle(event("Scheduled Event", "aws.events", json!({})), &h)
+    let err = h
+        .poller(event("Scheduled Event", "aws.events", json!({})))
         .await
         .unwrap_err();
     assert_eq!(diagnostic(err).error_type, "PollFailed");
 }
 
-fn execution_event(
-    status: &str,
-    state_machine: &str,
-    h: &JobHandler<FakePipeline, FakeSteps>,
-) -> LambdaEvent<Value> {
+fn execution_event(status: &str, state_machine: &str, h: &Functions) -> LambdaEvent<Value> {
     event(
         "Step Functions Execution Status Change",
         "aws.states",
@@ -187,9 +217,7 @@ fn execution_event(
 async fn completion_reports_the_result_through_the_continuation_job() {
     let h = handler();
     h.pipeline_port().queue(job("job-1"));
-    poller::handle(action_started("EC2Build"), &h)
-        .await
-        .unwrap();
+    h.poller(action_started("EC2Build")).await.unwrap();
     h.steps_port().set(
         "job-1",
         ExecutionStatus::Succeeded,
@@ -197,54 +225,90 @@ async fn completion_reports_the_result_through_the_continuation_job() {
         None,
         None,
     );
-    let report = completion::handle(
-        execution_event("SUCCEEDED", STATE_MACHINE, &h),
-        &h,
-        &FakeInstances::default(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.action, "reported-continuation");
+    let report = h
+        .completion(execution_event("SUCCEEDED", STATE_MACHINE, &h))
+        .await
+        .unwrap();
+    assert_eq!(report.action, CompletionAction::ReportedContinuation);
     assert_eq!(report.jobs.succeeded, 1);
+    let response = serde_json::to_value(&report).unwrap();
+    assert_eq!(response["action"], "reported-continuation");
+    assert_eq!(response["jobs"]["succeeded"], 1);
 }
 
 #[tokio::test]
 async fn completion_of_an_aborted_execution_releases_instances() {
     let h = handler();
     h.pipeline_port().queue(job("job-1"));
-    poller::handle(action_started("EC2Build"), &h)
-        .await
-        .unwrap();
+    h.poller(action_started("EC2Build")).await.unwrap();
     h.steps_port()
         .set("job-1", ExecutionStatus::Aborted, None, None, None);
-    let instances = FakeInstances::default();
-    instances
-        .running
-        .lock()
-        .unwrap()
-        .insert(h.steps_port().arn("job-1"), vec!["i-1".into()]);
-    let report = completion::handle(
-        execution_event("ABORTED", STATE_MACHINE, &h),
-        &h,
-        &instances,
-    )
-    .await
-    .unwrap();
+    h.fakes
+        .instances
+        .launch(&h.steps_port().arn("job-1"), &["i-1"]);
+    let report = h
+        .completion(execution_event("ABORTED", STATE_MACHINE, &h))
+        .await
+        .unwrap();
     assert_eq!(report.released, vec!["i-1"]);
     assert_eq!(report.jobs.failed, 1);
+}
+
+#[tokio::test]
+async fn completion_whose_release_fails_is_a_release_failed_error() {
+    let h = handler();
+    h.pipeline_port().queue(job("job-1"));
+    h.poller(action_started("EC2Build")).await.unwrap();
+    h.steps_port()
+        .set("job-1", ExecutionStatus::Failed, None, None, None);
+    h.fakes
+        .instances
+        .launch(&h.steps_port().arn("job-1"), &["i-1"]);
+    *h.fakes.instances.failing.lock().unwrap() = true;
+    let err = h
+        .completion(execution_event("FAILED", STATE_MACHINE, &h))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, FunctionError::ReleaseFailed(ServiceError::Call { .. })),
+        "{err:?}"
+    );
+    let d = diagnostic(err);
+    assert_eq!(d.error_type, "ReleaseFailed");
+    assert!(
+        d.error_message.contains("TerminateInstances"),
+        "{}",
+        d.error_message
+    );
+    assert_eq!(h.fakes.instances.release_calls.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn completion_that_cannot_read_the_execution_is_a_describe_failed_error_and_still_releases() {
+    // Never continued: completion falls back to DescribeExecution, which fails.
+    let h = handler();
+    h.steps_port()
+        .set("job-1", ExecutionStatus::Aborted, None, None, None);
+    *h.steps_port().failing_describes.lock().unwrap() = 1;
+    h.fakes
+        .instances
+        .launch(&h.steps_port().arn("job-1"), &["i-1"]);
+    let err = h
+        .completion(execution_event("ABORTED", STATE_MACHINE, &h))
+        .await
+        .unwrap_err();
+    assert_eq!(diagnostic(err).error_type, "DescribeFailed");
+    assert_eq!(*h.fakes.instances.terminated.lock().unwrap(), vec!["i-1"]);
 }
 
 #[tokio::test]
 async fn completion_ignores_other_state_machines_without_any_aws_call() {
     let h = handler();
     let other = "arn:aws:states:us-east-1:123456789012:stateMachine:other";
-    let report = completion::handle(
-        execution_event("SUCCEEDED", other, &h),
-        &h,
-        &FakeInstances::default(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.action, "ignored");
+    let report = h
+        .completion(execution_event("SUCCEEDED", other, &h))
+        .await
+        .unwrap();
+    assert_eq!(report.action, CompletionAction::Ignored);
     assert!(h.pipeline_port().calls().is_empty());
 }

@@ -1,7 +1,6 @@
 //! Completion Lambda: wiring only.
 
-use ec2_build_aws::Ec2Instances;
-use ec2_build_core::Settings;
+use ec2_build_core::{Completion, Settings};
 use lambda_runtime::{service_fn, Error};
 
 #[tokio::main]
@@ -10,11 +9,10 @@ async fn main() -> Result<(), Error> {
     let settings = Settings::from_lookup(|name| std::env::var(name).ok())
         .inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
     let sdk = ec2_build_aws::load_sdk_config().await;
-    let instances = Ec2Instances::from_sdk_config(&sdk);
-    let handler = ec2_build_aws::job_handler(&sdk, settings)?;
-    let (handler, instances) = (&handler, &instances);
+    let adapters = ec2_build_aws::Adapters::from_sdk_config(&sdk, &settings)?;
+    let completion = &Completion::new(adapters.job_worker(settings), adapters.instances.clone());
     lambda_runtime::run(service_fn(move |event| {
-        ec2_build_lambdas::completion::handle(event, handler, instances)
+        ec2_build_lambdas::completion::handle(event, completion)
     }))
     .await
 }

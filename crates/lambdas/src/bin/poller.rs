@@ -1,6 +1,6 @@
 //! Poller Lambda: wiring only.
 
-use ec2_build_core::Settings;
+use ec2_build_core::{Settings, Sweep};
 use lambda_runtime::{service_fn, Error};
 
 #[tokio::main]
@@ -9,10 +9,10 @@ async fn main() -> Result<(), Error> {
     let settings = Settings::from_lookup(|name| std::env::var(name).ok())
         .inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
     let sdk = ec2_build_aws::load_sdk_config().await;
-    let handler = ec2_build_aws::job_handler(&sdk, settings)?;
-    let handler = &handler;
+    let adapters = ec2_build_aws::Adapters::from_sdk_config(&sdk, &settings)?;
+    let sweep = &Sweep::new(adapters.job_worker(settings));
     lambda_runtime::run(service_fn(move |event| {
-        ec2_build_lambdas::poller::handle(event, handler)
+        ec2_build_lambdas::poller::handle(event, sweep)
     }))
     .await
 }

@@ -1,19 +1,13 @@
-//! The crate's error type.
+//! Errors of the domain: what a service call, a setting, an event, the job data or the action
+//! configuration got wrong. The use cases wrap [`ServiceError`] in their own error types, whose
+//! variants say which step failed.
 
 use std::fmt;
 
-/// Everything that can go wrong in the domain or behind a port.
+/// A failed call through a port. Adapters turn SDK errors into these; the variants the use cases
+/// decide on are named, the rest is [`ServiceError::Call`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
-    /// The action configuration is invalid; the job is failed with this message.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The job data CodePipeline sent is missing something the build needs.
-    #[error("job data is invalid: {0}")]
-    JobData(String),
-    /// A Lambda setting (environment variable) is missing or malformed.
-    #[error("setting {name} is invalid: {problem}")]
-    Setting { name: &'static str, problem: String },
+pub enum ServiceError {
     /// AcknowledgeJob was refused: another worker owns the job.
     #[error("job {0} is owned by another worker (invalid nonce)")]
     InvalidNonce(String),
@@ -29,17 +23,33 @@ pub enum Error {
     /// Step Functions does not know the execution.
     #[error("execution {0} does not exist")]
     ExecutionNotFound(String),
-    /// The Lambda received an event it cannot handle.
-    #[error("invalid event: {0}")]
-    InvalidEvent(String),
-    /// Any other failure of an AWS call.
+    /// Any other failure of an AWS call: the service, the operation and what it answered.
     #[error("{service} {operation} failed: {message}")]
-    Service {
+    Call {
         service: &'static str,
         operation: &'static str,
         message: String,
     },
 }
+
+/// A Lambda setting (environment variable) that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("setting {name} is invalid: {problem}")]
+pub struct SettingsError {
+    /// The environment variable.
+    pub name: &'static str,
+    pub problem: String,
+}
+
+/// An event a function cannot handle; the text says what is wrong and where to look.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid event: {0}")]
+pub struct EventError(pub String);
+
+/// The job data CodePipeline sent lacks something the build needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("job data is invalid: {0}")]
+pub struct JobDataError(pub String);
 
 /// An invalid action configuration property: which one, what is wrong, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,62 @@
+//! Build executions as Step Functions reports them.
+
+/// State of an execution, as DescribeExecution and the status-change event report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionStatus {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+    /// PENDING_REDRIVE or a status this version does not know.
+    Other(String),
+}
+
+impl ExecutionStatus {
+    /// Maps Step Functions' status text.
+    pub fn parse(status: &str) -> Self {
+        match status {
+            "RUNNING" => Self::Running,
+            "SUCCEEDED" => Self::Succeeded,
+            "FAILED" => Self::Failed,
+            "TIMED_OUT" => Self::TimedOut,
+            "ABORTED" => Self::Aborted,
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    /// The execution has ended and will not change again.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::TimedOut | Self::Aborted
+        )
+    }
+
+    /// The execution ended without reaching its own release (failed as a whole, timed out or
+    /// stopped), so instances it launched may still run.
+    pub fn may_leave_instances(&self) -> bool {
+        matches!(self, Self::Failed | Self::TimedOut | Self::Aborted)
+    }
+}
+
+/// What DescribeExecution tells about a build execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionDescription {
+    pub arn: String,
+    pub status: ExecutionStatus,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    /// Seconds from start to stop, when stopped.
+    pub duration_seconds: Option<u64>,
+}
+
+/// A build execution that reached a final status (from its status-change event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionEnded {
+    pub execution_arn: String,
+    pub status: ExecutionStatus,
+    /// The job that started the execution (the input's `JobId`, else the execution name).
+    pub job_id: String,
+}

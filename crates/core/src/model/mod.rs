@@ -1,0 +1,16 @@
+//! The data shared by the whole crate. Nothing here imports anything outside `model`, so every
+//! other module can depend on it without cycles.
+
+pub mod error;
+pub mod execution;
+pub mod job;
+pub mod outcome;
+pub mod report;
+pub mod trigger;
+
+pub use error::{ConfigError, EventError, JobDataError, ServiceError, SettingsError};
+pub use execution::{ExecutionDescription, ExecutionEnded, ExecutionStatus};
+pub use job::{Artifact, ArtifactLocation, Job, JobData, PipelineContext};
+pub use outcome::{JobOutcome, SkipReason, SweepScope};
+pub use report::{FailureKind, FailureReport, JobReport, SuccessReport};
+pub use trigger::{CompletionTrigger, PollerTrigger};

@@ -1,0 +1,173 @@
+//! Completion: a build execution ended. Report its result to CodePipeline at once, and release
+//! the instances of an execution that ended without its own release.
+
+use super::deadline::Deadline;
+use super::job::JobWorker;
+use crate::model::{ExecutionEnded, JobOutcome, ServiceError};
+use crate::ports::{CodePipeline, Instances, StepFunctions};
+use std::time::Duration;
+use tokio::time::Instant;
+use tracing::{info, warn, Instrument};
+
+/// What the completion did for one finished execution.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompletionSummary {
+    /// How the final result reached CodePipeline.
+    pub reported: Reported,
+    /// Every job handled on the way, the continuation job among them.
+    pub outcomes: Vec<JobOutcome>,
+    /// Instances terminated because the flow's own release did not run.
+    pub released: Vec<String>,
+}
+
+/// How the completion reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Reported {
+    /// Through the continuation job carrying the execution ARN.
+    ContinuationJob,
+    /// On the job that started the execution, which was never continued.
+    OriginalJob,
+    /// Not yet: the continuation job did not show up in time; the scheduled sweep reports it.
+    #[default]
+    LeftToSweep,
+}
+
+/// What went wrong. The release is attempted in every case; when it fails, that is the error
+/// returned, since an instance left running costs more than a report left to the sweep.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompletionError {
+    /// The finished execution could not be read, so its result was left to the scheduled sweep.
+    #[error("the finished execution cannot be read: {0}")]
+    Describe(ServiceError),
+    /// Instances of an execution that ended without its release could not be terminated.
+    #[error("the execution's instances could not be terminated: {0}")]
+    Release(ServiceError),
+}
+
+/// Finishes build executions over the job worker's ports and the instances port.
+pub struct Completion<P, S, I> {
+    worker: JobWorker<P, S>,
+    instances: I,
+}
+
+impl<P: CodePipeline, S: StepFunctions, I: Instances> Completion<P, S, I> {
+    pub fn new(worker: JobWorker<P, S>, instances: I) -> Self {
+        Self { worker, instances }
+    }
+
+    pub fn worker(&self) -> &JobWorker<P, S> {
+        &self.worker
+    }
+
+    pub fn instances(&self) -> &I {
+        &self.instances
+    }
+
+    /// Reports the result and releases. Polls for the continuation job carrying the execution
+    /// ARN, with growing delays, at most `completion_poll_attempts` times and never past
+    /// `time_left` (the invocation's deadline), handling every job it receives on the way. When
+    /// the continuation job does not appear, reports on the job that started the execution, in
+    /// case that job was never continued. Then, whatever reporting did, terminates the
+    /// execution's instances if it ended without its own release.
+    pub async fn finish(
+        &self,
+        ended: &ExecutionEnded,
+        time_left: Duration,
+    ) -> Result<CompletionSummary, CompletionError> {
+        let span = tracing::info_span!("execution", execution_arn = %ended.execution_arn, job_id = %ended.job_id);
+        async {
+            let mut summary = CompletionSummary::default();
+            let reported = self.report(ended, time_left, &mut summary).await;
+            let released = self.release(ended).await;
+            match (reported, released) {
+                (Ok(()), Ok(ids)) => {
+                    summary.released = ids;
+                    Ok(summary)
+                }
+                (Err(report_error), Ok(_)) => Err(report_error),
+                (reported, Err(release_error)) => {
+                    if let Err(report_error) = reported {
+                        warn!(error = %report_error, "reporting failed as well");
+                    }
+                    Err(release_error)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn report(
+        &self,
+        ended: &ExecutionEnded,
+        time_left: Duration,
+        summary: &mut CompletionSummary,
+    ) -> Result<(), CompletionError> {
+        let settings = self.worker.settings();
+        let mut deadline = Deadline::new(time_left);
+        let mut delay = settings.completion_poll_delay;
+        for attempt in 0..settings.completion_poll_attempts {
+            let wait = if attempt == 0 { Duration::ZERO } else { delay };
+            if !deadline.allows_round_after(wait) {
+                info!(attempt, "no time for another poll before the deadline");
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            let round_started = Instant::now();
+            let jobs = match self.worker.poll().await {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    warn!(error = %e, attempt, "PollForJobs failed");
+                    deadline.record_round(round_started.elapsed());
+                    continue;
+                }
+            };
+            let ours = jobs.iter().any(|j| {
+                j.data.continuation_token.as_deref() == Some(ended.execution_arn.as_str())
+            });
+            summary.outcomes.extend(self.worker.handle_all(jobs).await);
+            deadline.record_round(round_started.elapsed());
+            if ours {
+                summary.reported = Reported::ContinuationJob;
+                return Ok(());
+            }
+        }
+        let execution = self
+            .worker
+            .steps()
+            .describe_execution(&ended.execution_arn)
+            .await
+            .map_err(CompletionError::Describe)?;
+        if execution.status.is_terminal() {
+            let outcome = self.worker.answer_final(&ended.job_id, &execution).await;
+            if outcome.is_final_answer() {
+                summary.reported = Reported::OriginalJob;
+                summary.outcomes.push(outcome);
+            } else {
+                info!(
+                    ?outcome,
+                    "continuation job not seen in time; the scheduled sweep will report it"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(&self, ended: &ExecutionEnded) -> Result<Vec<String>, CompletionError> {
+        if !ended.status.may_leave_instances() {
+            return Ok(Vec::new());
+        }
+        let released = self
+            .instances
+            .release_for_execution(&ended.execution_arn)
+            .await
+            .map_err(CompletionError::Release)?;
+        if !released.is_empty() {
+            info!(instances = ?released, "terminated instances left by the execution");
+        }
+        Ok(released)
+    }
+}

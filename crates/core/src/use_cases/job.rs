@@ -1,0 +1,260 @@
+//! Handling one job: acknowledge it, start or continue its build, answer it. The poller and the
+//! completion function run the same code, so it does not matter which of them receives a job.
+
+use crate::input::ExecutionInput;
+use crate::model::{
+    ExecutionDescription, ExecutionStatus, Job, JobOutcome, JobReport, ServiceError, SkipReason,
+    SuccessReport,
+};
+use crate::ports::{AckStatus, CodePipeline, StepFunctions};
+use crate::report::{self, configuration_failure, job_failure};
+use crate::settings::Settings;
+use crate::spec::BuildSpec;
+use futures::stream::{self, StreamExt};
+use tracing::{field, info, warn, Instrument};
+
+/// Handles jobs of our action type over a CodePipeline and a Step Functions port.
+pub struct JobWorker<P, S> {
+    pipeline: P,
+    steps: S,
+    settings: Settings,
+}
+
+impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
+    pub fn new(pipeline: P, steps: S, settings: Settings) -> Self {
+        Self {
+            pipeline,
+            steps,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The CodePipeline port (the sweep polls through it; tests inspect their fakes).
+    pub fn pipeline(&self) -> &P {
+        &self.pipeline
+    }
+
+    /// The Step Functions port.
+    pub fn steps(&self) -> &S {
+        &self.steps
+    }
+
+    /// One PollForJobs call for a batch of our jobs.
+    pub async fn poll(&self) -> Result<Vec<Job>, ServiceError> {
+        self.pipeline
+            .poll_for_jobs(self.settings.poll_batch_size)
+            .await
+    }
+
+    /// Handles jobs concurrently; one job's failure never stops the others.
+    pub async fn handle_all(&self, jobs: Vec<Job>) -> Vec<JobOutcome> {
+        stream::iter(jobs)
+            .map(|job| self.handle(job))
+            .buffer_unordered(self.settings.job_concurrency)
+            .collect()
+            .await
+    }
+
+    /// Acknowledges the job, decides what to answer and answers it.
+    pub async fn handle(&self, job: Job) -> JobOutcome {
+        let span = tracing::info_span!("job", job_id = %job.id, execution_arn = field::Empty);
+        async {
+            if let Err(reason) = self.acknowledge(&job).await {
+                return JobOutcome::Skipped {
+                    job_id: job.id,
+                    reason,
+                };
+            }
+            let report = match &job.data.continuation_token {
+                Some(token) => self.continue_build(token).await,
+                None => self.start_build(&job).await,
+            };
+            self.answer(&job.id, report).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Answers a job that was acknowledged before (by whoever polled it) with the final result
+    /// of its finished execution.
+    pub async fn answer_final(&self, job_id: &str, execution: &ExecutionDescription) -> JobOutcome {
+        let report = report::for_execution(execution, None, &self.settings);
+        self.answer(job_id, report).await
+    }
+
+    /// AcknowledgeJob must answer `InProgress` before any work starts.
+    async fn acknowledge(&self, job: &Job) -> Result<(), SkipReason> {
+        match self.pipeline.acknowledge_job(&job.id, &job.nonce).await {
+            Ok(AckStatus::InProgress) => Ok(()),
+            Ok(AckStatus::Other(status)) => {
+                info!(%status, "job not acknowledged as InProgress; leaving it");
+                Err(SkipReason::NotInProgress(status))
+            }
+            Err(ServiceError::InvalidNonce(_)) => {
+                info!("another worker owns the job");
+                Err(SkipReason::OwnedByAnotherWorker)
+            }
+            Err(e) => {
+                warn!(error = %e, "AcknowledgeJob failed; the job stays queued for the next sweep");
+                Err(SkipReason::AcknowledgeFailed(e))
+            }
+        }
+    }
+
+    /// A new job: validate, start the execution named after the job, continue with its ARN.
+    async fn start_build(&self, job: &Job) -> JobReport {
+        let spec = match BuildSpec::from_configuration(
+            &job.data.configuration,
+            job.data.output_artifacts.len(),
+        ) {
+            Ok(spec) => spec,
+            Err(e) => {
+                info!(property = e.property, "invalid action configuration");
+                return JobReport::Fail(configuration_failure(&e));
+            }
+        };
+        if !is_execution_name(&job.id) {
+            return JobReport::Fail(job_failure(
+                format!("job id {:?} cannot name an execution", job.id),
+                None,
+            ));
+        }
+        let input = match ExecutionInput::new(job, &spec, self.settings.heartbeat_seconds) {
+            Ok(input) => input,
+            Err(e) => return JobReport::Fail(job_failure(e.to_string(), None)),
+        };
+        let arn = match self.steps.start_execution(&job.id, &input.to_json()).await {
+            Ok(arn) => arn,
+            Err(ServiceError::ExecutionAlreadyExists(_)) => {
+                let arn = self.settings.execution_arn(&job.id);
+                if let Err(e) = self.steps.describe_execution(&arn).await {
+                    return JobReport::Fail(job_failure(
+                        format!("an execution named {} exists but cannot be read: {e}", job.id),
+                        None,
+                    ));
+                }
+                info!(execution_arn = %arn, "execution was started before for this job; continuing with it");
+                arn
+            }
+            Err(e) => {
+                return JobReport::Fail(job_failure(
+                    format!("could not start the build execution: {e}. Retry the stage once the cause is fixed"),
+                    None,
+                ))
+            }
+        };
+        tracing::Span::current().record("execution_arn", arn.as_str());
+        info!("build execution started");
+        report::started(&arn, &self.settings)
+    }
+
+    /// A continuation job: report the execution's state.
+    async fn continue_build(&self, token: &str) -> JobReport {
+        tracing::Span::current().record("execution_arn", token);
+        if !token.starts_with(&self.settings.execution_arn("")) {
+            return JobReport::Fail(job_failure(
+                format!(
+                    "the continuation token {token:?} is not an execution of {}",
+                    self.settings.state_machine_arn
+                ),
+                None,
+            ));
+        }
+        match self.steps.describe_execution(token).await {
+            Ok(execution) => {
+                let state = if execution.status == ExecutionStatus::Running {
+                    self.steps.current_state(token).await.unwrap_or_else(|e| {
+                        warn!(error = %e, "could not read the execution history");
+                        None
+                    })
+                } else {
+                    None
+                };
+                report::for_execution(&execution, state.as_deref(), &self.settings)
+            }
+            Err(ServiceError::ExecutionNotFound(_)) => JobReport::Fail(job_failure(
+                format!("the build execution {token} does not exist any more"),
+                Some(token.to_string()),
+            )),
+            Err(e) => {
+                warn!(error = %e, "DescribeExecution failed; continuing so the next job checks again");
+                JobReport::Continue(SuccessReport {
+                    summary: report::truncate_end(
+                        &format!("Build status unknown for now ({e}); checking again"),
+                        report::MAX_SUMMARY_LEN,
+                    ),
+                    external_execution_id: token.to_string(),
+                    percent_complete: None,
+                    continuation_token: Some(token.to_string()),
+                    output_variables: Default::default(),
+                })
+            }
+        }
+    }
+
+    /// Sends the report; the report's variant decides the outcome.
+    async fn answer(&self, job_id: &str, report: JobReport) -> JobOutcome {
+        let job_id = job_id.to_string();
+        let (result, outcome) = match report {
+            JobReport::Start(r) => (
+                self.pipeline.put_job_success(&job_id, &r).await,
+                JobOutcome::Started {
+                    job_id: job_id.clone(),
+                    execution_arn: r.external_execution_id,
+                },
+            ),
+            JobReport::Continue(r) => (
+                self.pipeline.put_job_success(&job_id, &r).await,
+                JobOutcome::Continued {
+                    job_id: job_id.clone(),
+                    execution_arn: r.external_execution_id,
+                },
+            ),
+            JobReport::Succeed(r) => (
+                self.pipeline.put_job_success(&job_id, &r).await,
+                JobOutcome::Succeeded {
+                    job_id: job_id.clone(),
+                    execution_arn: r.external_execution_id,
+                },
+            ),
+            JobReport::Fail(r) => (
+                self.pipeline.put_job_failure(&job_id, &r).await,
+                JobOutcome::Failed {
+                    job_id: job_id.clone(),
+                    execution_arn: r.external_execution_id,
+                    message: r.message,
+                },
+            ),
+        };
+        match result {
+            Ok(()) => {
+                info!(outcome = outcome.name(), "job answered");
+                outcome
+            }
+            Err(ServiceError::InvalidJobState(_)) => {
+                info!("job was already answered by another worker");
+                JobOutcome::Skipped {
+                    job_id,
+                    reason: SkipReason::AlreadyAnswered,
+                }
+            }
+            Err(error) => {
+                warn!(%error, "could not answer the job");
+                JobOutcome::Unanswered { job_id, error }
+            }
+        }
+    }
+}
+
+/// Step Functions execution names: 1–80 characters, no blanks or special characters.
+fn is_execution_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 80
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}

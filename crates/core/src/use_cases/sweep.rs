@@ -1,0 +1,125 @@
+//! The sweep: poll for jobs and handle each, as far as the trigger asks and time allows.
+
+use super::deadline::Deadline;
+use super::job::JobWorker;
+use crate::model::{Job, JobOutcome, ServiceError, SweepScope};
+use crate::ports::{CodePipeline, StepFunctions};
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio::time::Instant;
+use tracing::warn;
+
+/// How many batches of continuation jobs a STARTED sweep looks through for a new job. Every
+/// check of a running build queues its next continuation job, so with more running builds than
+/// this many batches hold, a new job may wait for the scheduled sweep (at most a minute); a
+/// higher number would make every STARTED event of a burst re-check more running builds.
+pub const NEW_JOB_SEARCH_BATCHES: u32 = 3;
+
+/// What one sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepSummary {
+    /// PollForJobs calls that returned.
+    pub polls: u32,
+    pub outcomes: Vec<JobOutcome>,
+}
+
+/// Why a sweep did nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SweepError {
+    /// The first PollForJobs failed: no job was taken, the next sweep catches up.
+    #[error("PollForJobs failed: {0}")]
+    Poll(ServiceError),
+}
+
+/// Polls for jobs of our action type and hands each to the [`JobWorker`].
+pub struct Sweep<P, S> {
+    worker: JobWorker<P, S>,
+}
+
+impl<P: CodePipeline, S: StepFunctions> Sweep<P, S> {
+    pub fn new(worker: JobWorker<P, S>) -> Self {
+        Self { worker }
+    }
+
+    pub fn worker(&self) -> &JobWorker<P, S> {
+        &self.worker
+    }
+
+    /// Polls batch after batch while batches come back full (at most `poll_max_rounds`); every
+    /// polled job is handled. The sweep stops early:
+    /// - after a batch holding a continuation job of a build it already checked, so a running
+    ///   build is checked at most twice a sweep;
+    /// - for [`SweepScope::NewJobs`], after a batch without a new job once it has found one, or
+    ///   after [`NEW_JOB_SEARCH_BATCHES`] batches without finding any;
+    /// - before a batch it might not finish in `time_left` (see [`Deadline`]).
+    pub async fn run(
+        &self,
+        scope: SweepScope,
+        time_left: Duration,
+    ) -> Result<SweepSummary, SweepError> {
+        let settings = self.worker.settings();
+        let mut deadline = Deadline::new(time_left);
+        let mut summary = SweepSummary::default();
+        let mut seen_tokens = HashSet::new();
+        let mut found_new_job = false;
+        while summary.polls < settings.poll_max_rounds {
+            if summary.polls > 0 && !deadline.allows_round_after(Duration::ZERO) {
+                warn!(
+                    polls = summary.polls,
+                    "stopping before the deadline; the next sweep takes the remaining jobs"
+                );
+                break;
+            }
+            let batch_started = Instant::now();
+            let jobs = match self.worker.poll().await {
+                Ok(jobs) => jobs,
+                Err(e) if summary.polls == 0 => return Err(SweepError::Poll(e)),
+                Err(e) => {
+                    warn!(error = %e, "PollForJobs failed after the first batch; the next sweep continues");
+                    break;
+                }
+            };
+            summary.polls += 1;
+            let full = jobs.len() as u32 >= settings.poll_batch_size;
+            let batch = BatchKinds::of(&jobs, &mut seen_tokens);
+            // Every polled job is handled: a polled job that is not acknowledged is not offered
+            // again soon (or at all, in some emulators), so skipping one could strand a build.
+            summary.outcomes.extend(self.worker.handle_all(jobs).await);
+            deadline.record_round(batch_started.elapsed());
+            // Continuation jobs of running builds may be queued ahead of the new job (each check
+            // queues the next one), so a STARTED sweep looks a few batches deep before giving up.
+            let done_with_new_jobs = scope == SweepScope::NewJobs
+                && !batch.new_jobs
+                && (found_new_job || summary.polls >= NEW_JOB_SEARCH_BATCHES);
+            found_new_job |= batch.new_jobs;
+            // A token seen twice means the batch holds continuations of builds this sweep
+            // already checked: stop, so running builds are not re-checked in a loop.
+            if !full || batch.repeated_token || done_with_new_jobs {
+                break;
+            }
+        }
+        Ok(summary)
+    }
+}
+
+/// What kinds of job a batch holds.
+struct BatchKinds {
+    new_jobs: bool,
+    repeated_token: bool,
+}
+
+impl BatchKinds {
+    fn of(jobs: &[Job], seen_tokens: &mut HashSet<String>) -> Self {
+        let mut kinds = Self {
+            new_jobs: false,
+            repeated_token: false,
+        };
+        for job in jobs {
+            match &job.data.continuation_token {
+                Some(token) => kinds.repeated_token |= !seen_tokens.insert(token.clone()),
+                None => kinds.new_jobs = true,
+            }
+        }
+        kinds
+    }
+}
