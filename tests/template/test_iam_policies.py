@@ -1,4 +1,4 @@
-"""The IAM rules of issue 5, point 2, checked on cloudformation/template.yml:
+"""The least-privilege IAM rules, checked on cloudformation/template.yml:
 no `*` actions; `*` resources only for actions AWS offers on `*` alone; the sensitive EC2/SSM
 actions limited to instances carrying the stack's tag; iam:PassRole only for the builder role to
 EC2; the builder role limited to the artifact buckets, KMS keys and ECR repositories given as

@@ -1,4 +1,4 @@
-//! Benchmark baseline for `make bench` (issue 6): the same start-up as the product's Lambdas
+//! Benchmark baseline for `make bench`: the same start-up as the product's Lambdas
 //! (default tracing subscriber, `aws_config::load_defaults`, one CodePipeline, one Step Functions
 //! and one EC2 client) and a handler that answers at once without calling AWS. The cold start and
 //! peak RSS of the real `poller` and `completion` binaries are compared against this one.
