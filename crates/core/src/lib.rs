@@ -30,8 +30,9 @@ pub use model::{
     CompletionTrigger, ConfigError, EventError, ExecutionEnded, ExecutionStatus, Job, JobOutcome,
     PollerTrigger, ServiceError, SettingsError, SweepScope,
 };
-pub use settings::{ActionType, Settings};
+pub use settings::{ActionType, KeeperSettings, Settings};
 pub use spec::{BuildKind, BuildSpec, Capacity};
 pub use use_cases::completion::{Completion, CompletionError, CompletionSummary, Reported};
 pub use use_cases::job::JobWorker;
+pub use use_cases::keeper::{Keeper, KeeperError, KeeperReport};
 pub use use_cases::sweep::{Sweep, SweepError, SweepSummary};

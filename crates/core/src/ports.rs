@@ -1,7 +1,10 @@
 //! The services the domain talks to, as small traits, and nothing else. Adapters over the AWS SDK
 //! implement them in `ec2-build-aws`; tests implement them with fakes (`crate::testing`).
 
-use crate::model::{ExecutionDescription, FailureReport, Job, ServiceError, SuccessReport};
+use crate::model::{
+    ActionExecution, BuildInstance, ExecutionDescription, FailureReport, Job, ServiceError,
+    SuccessReport,
+};
 use async_trait::async_trait;
 
 /// What AcknowledgeJob answered.
@@ -33,6 +36,13 @@ pub trait CodePipeline: Send + Sync {
         job_id: &str,
         report: &FailureReport,
     ) -> Result<(), ServiceError>;
+    /// ListActionExecutions of a pipeline: its most recent action executions (one page), or with
+    /// `pipeline_execution_id` every action execution of that pipeline execution.
+    async fn action_executions(
+        &self,
+        pipeline: &str,
+        pipeline_execution_id: Option<&str>,
+    ) -> Result<Vec<ActionExecution>, ServiceError>;
 }
 
 /// The Step Functions API for build executions of one state machine.
@@ -46,6 +56,12 @@ pub trait StepFunctions: Send + Sync {
     async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, ServiceError>;
     /// Name of the state the execution entered last, for progress summaries.
     async fn current_state(&self, arn: &str) -> Result<Option<String>, ServiceError>;
+    /// ARNs of the state machine's RUNNING executions (ListExecutions, every page).
+    async fn running_executions(&self) -> Result<Vec<String>, ServiceError>;
+    /// StopExecution with an error name and a cause; stopping an execution that already ended
+    /// succeeds and changes nothing.
+    async fn stop_execution(&self, arn: &str, error: &str, cause: &str)
+        -> Result<(), ServiceError>;
 }
 
 /// Build instances.
@@ -55,4 +71,9 @@ pub trait Instances: Send + Sync {
     /// stopped (not those already shutting down or terminated).
     async fn release_for_execution(&self, execution_arn: &str)
         -> Result<Vec<String>, ServiceError>;
+    /// Every instance carrying this stack's tag, in any state EC2 still reports.
+    async fn build_instances(&self) -> Result<Vec<BuildInstance>, ServiceError>;
+    /// Terminates these instances; returns the ids of those it stopped. Ids EC2 no longer knows
+    /// are skipped.
+    async fn terminate(&self, ids: &[String]) -> Result<Vec<String>, ServiceError>;
 }

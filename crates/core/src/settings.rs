@@ -37,29 +37,8 @@ pub struct Settings {
 impl Settings {
     /// Reads the settings through `var` (normally `std::env::var`), so tests need no environment.
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let required = |name: &'static str| {
-            var(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(SettingsError {
-                    name,
-                    problem: "is not set".into(),
-                })
-        };
-        let number =
-            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, SettingsError> {
-                match var(name).filter(|v| !v.trim().is_empty()) {
-                    None => Ok(default),
-                    Some(v) => match v.trim().parse::<u64>() {
-                        Ok(n) if (min..=max).contains(&n) => Ok(n),
-                        _ => Err(SettingsError {
-                            name,
-                            problem: format!(
-                                "must be a whole number from {min} to {max}, got {v:?}"
-                            ),
-                        }),
-                    },
-                }
-            };
+        let required = |name| required(&var, name);
+        let number = |name, default, min, max| number(&var, name, default, min, max);
         let state_machine_arn = required("STATE_MACHINE_ARN")?;
         if !state_machine_arn.starts_with("arn:") || !state_machine_arn.contains(":stateMachine:") {
             return Err(SettingsError {
@@ -109,6 +88,57 @@ impl Settings {
             "https://{r}.console.aws.amazon.com/states/home?region={r}#/v2/executions/details/{execution_arn}",
             r = self.console_region
         )
+    }
+}
+
+/// What the keeper needs beyond [`Settings`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeeperSettings {
+    /// Value of the `ec2-build:stack` tag on this stack's instances.
+    pub stack_name: String,
+    /// Seconds an instance may live beyond its build timeout: acquisition (launch and the agent
+    /// wait, up to about 25 minutes), release and a margin.
+    pub grace_seconds: u64,
+}
+
+impl KeeperSettings {
+    /// Reads `STACK_NAME` and `KEEPER_GRACE_SECONDS` through `var`.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        Ok(Self {
+            stack_name: required(&var, "STACK_NAME")?,
+            grace_seconds: number(&var, "KEEPER_GRACE_SECONDS", 2400, 600, 86_400)?,
+        })
+    }
+}
+
+fn required(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, SettingsError> {
+    var(name)
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(SettingsError {
+            name,
+            problem: "is not set".into(),
+        })
+}
+
+fn number(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, SettingsError> {
+    match var(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(SettingsError {
+                name,
+                problem: format!("must be a whole number from {min} to {max}, got {v:?}"),
+            }),
+        },
     }
 }
 

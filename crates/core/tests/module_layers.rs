@@ -14,7 +14,12 @@ const LAYERS: &[&[&str]] = &[
     &["use_cases::deadline"],
     &["use_cases::job"],
     // `use_cases` itself: a grouped import (`crate::use_cases::{...}`) counts as its top layer.
-    &["use_cases::sweep", "use_cases::completion", "use_cases"],
+    &[
+        "use_cases::sweep",
+        "use_cases::completion",
+        "use_cases::keeper",
+        "use_cases",
+    ],
     &["testing"],
 ];
 

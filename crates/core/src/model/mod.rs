@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod execution;
+pub mod fleet;
 pub mod job;
 pub mod outcome;
 pub mod report;
@@ -10,6 +11,7 @@ pub mod trigger;
 
 pub use error::{ConfigError, EventError, JobDataError, ServiceError, SettingsError};
 pub use execution::{ExecutionDescription, ExecutionEnded, ExecutionStatus};
+pub use fleet::{ActionExecution, ActionStatus, BuildInstance, BuildTags, InstanceState};
 pub use job::{Artifact, ArtifactLocation, Job, JobData, PipelineContext};
 pub use outcome::{JobOutcome, SkipReason, SweepScope};
 pub use report::{FailureKind, FailureReport, JobReport, SuccessReport};

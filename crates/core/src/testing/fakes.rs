@@ -7,7 +7,8 @@
 //! and gives another to the use case, which owns its ports.
 
 use crate::model::{
-    ExecutionDescription, ExecutionStatus, FailureReport, Job, JobData, ServiceError, SuccessReport,
+    ActionExecution, BuildInstance, BuildTags, ExecutionDescription, ExecutionStatus,
+    FailureReport, InstanceState, Job, JobData, ServiceError, SuccessReport,
 };
 use crate::ports::{AckStatus, CodePipeline, Instances, StepFunctions};
 use async_trait::async_trait;
@@ -35,7 +36,6 @@ pub enum Answer {
     Failure(FailureReport),
 }
 
-
 #[derive(Default)]
 struct PipelineState {
     queued: Vec<Job>,
@@ -56,6 +56,10 @@ pub struct PipelineFake {
     state: Mutex<PipelineState>,
     /// Jobs whose AcknowledgeJob fails with an invalid nonce.
     pub foreign_jobs: Mutex<HashSet<String>>,
+    /// What ListActionExecutions returns, by pipeline.
+    pub action_executions: Mutex<HashMap<String, Vec<ActionExecution>>>,
+    /// ListActionExecutions fails with a service error.
+    pub failing_action_lookups: Mutex<bool>,
     /// Jobs whose answer fails with a service error.
     pub unanswerable_jobs: Mutex<HashSet<String>>,
     /// How many of the next PollForJobs calls fail.
@@ -200,6 +204,35 @@ impl CodePipeline for FakePipeline {
             "PutJobFailureResult",
         )
     }
+
+    async fn action_executions(
+        &self,
+        pipeline: &str,
+        pipeline_execution_id: Option<&str>,
+    ) -> Result<Vec<ActionExecution>, ServiceError> {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .push("ListActionExecutions");
+        if *self.failing_action_lookups.lock().unwrap() {
+            return Err(ServiceError::Call {
+                service: "codepipeline",
+                operation: "ListActionExecutions",
+                message: "throttled".into(),
+            });
+        }
+        Ok(self
+            .action_executions
+            .lock()
+            .unwrap()
+            .get(pipeline)
+            .into_iter()
+            .flatten()
+            .filter(|a| pipeline_execution_id.is_none_or(|id| a.pipeline_execution_id == id))
+            .cloned()
+            .collect())
+    }
 }
 
 struct FakeExecution {
@@ -222,6 +255,8 @@ pub struct StepsFake {
     pub current_state: Mutex<Option<String>>,
     /// How many of the next DescribeExecution calls fail with a service error.
     pub failing_describes: Mutex<u32>,
+    /// Every StopExecution call, (ARN, error, cause).
+    pub stops: Mutex<Vec<(String, String, String)>>,
 }
 
 impl FakeSteps {
@@ -233,6 +268,7 @@ impl FakeSteps {
             starts: Mutex::default(),
             current_state: Mutex::new(Some("RunBuild".into())),
             failing_describes: Mutex::default(),
+            stops: Mutex::default(),
         }))
     }
 }
@@ -343,9 +379,43 @@ impl StepFunctions for FakeSteps {
     async fn current_state(&self, _arn: &str) -> Result<Option<String>, ServiceError> {
         Ok(self.current_state.lock().unwrap().clone())
     }
+
+    async fn running_executions(&self) -> Result<Vec<String>, ServiceError> {
+        Ok(self
+            .executions
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|e| e.description.status == ExecutionStatus::Running)
+            .map(|e| e.description.arn.clone())
+            .collect())
+    }
+
+    async fn stop_execution(
+        &self,
+        arn: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), ServiceError> {
+        self.stops
+            .lock()
+            .unwrap()
+            .push((arn.to_string(), error.to_string(), cause.to_string()));
+        let mut executions = self.executions.lock().unwrap();
+        let execution = executions
+            .values_mut()
+            .find(|e| e.description.arn == arn)
+            .ok_or_else(|| ServiceError::ExecutionNotFound(arn.to_string()))?;
+        if execution.description.status == ExecutionStatus::Running {
+            execution.description.status = ExecutionStatus::Aborted;
+            execution.description.error = Some(error.to_string());
+            execution.description.cause = Some(cause.to_string());
+        }
+        Ok(())
+    }
 }
 
-/// Fake EC2: instances tagged with an execution ARN.
+/// Fake EC2: the stack's instances, each tagged with the execution that launched it.
 #[derive(Clone, Default)]
 pub struct FakeInstances(Arc<InstancesFake>);
 shared_handle!(FakeInstances, InstancesFake);
@@ -353,21 +423,88 @@ shared_handle!(FakeInstances, InstancesFake);
 /// The state behind a [`FakeInstances`].
 #[derive(Default)]
 pub struct InstancesFake {
-    pub running: Mutex<HashMap<String, Vec<String>>>,
+    pub fleet: Mutex<Vec<BuildInstance>>,
+    /// Ids of the instances terminated, in order.
     pub terminated: Mutex<Vec<String>>,
     /// Every execution a release was asked for.
     pub release_calls: Mutex<Vec<String>>,
     /// TerminateInstances fails with a service error.
     pub failing: Mutex<bool>,
+    /// DescribeInstances fails with a service error.
+    pub failing_listing: Mutex<bool>,
+}
+
+/// Tags of an instance launched by execution `execution_arn` for the fixtures' pipeline action
+/// (`app`, execution `pe-1`, stage `Build`, action `Compile`) with a one-hour build timeout.
+pub fn build_tags(execution_arn: &str) -> BuildTags {
+    BuildTags {
+        execution_arn: Some(execution_arn.to_string()),
+        pipeline: Some("app".into()),
+        pipeline_execution_id: Some("pe-1".into()),
+        stage: Some("Build".into()),
+        action: Some("Compile".into()),
+        build_seconds: Some(3600),
+    }
 }
 
 impl InstancesFake {
-    /// Instances the execution launched and that are still running.
+    /// Running instances the execution launched at time 0, tagged with [`build_tags`].
     pub fn launch(&self, execution_arn: &str, ids: &[&str]) {
-        self.running.lock().unwrap().insert(
-            execution_arn.to_string(),
-            ids.iter().map(|id| id.to_string()).collect(),
-        );
+        let mut fleet = self.fleet.lock().unwrap();
+        for id in ids {
+            fleet.push(BuildInstance {
+                id: id.to_string(),
+                state: InstanceState::Running,
+                state_reason: None,
+                launched_at: 0,
+                tags: build_tags(execution_arn),
+            });
+        }
+    }
+
+    /// Changes an instance's state as something outside the flow would.
+    pub fn set_state(&self, id: &str, state: InstanceState, reason: &str) {
+        for instance in self.fleet.lock().unwrap().iter_mut().filter(|i| i.id == id) {
+            instance.state = state.clone();
+            instance.state_reason = Some(reason.to_string());
+        }
+    }
+
+    /// The state of an instance, if the fake knows it.
+    pub fn state_of(&self, id: &str) -> Option<InstanceState> {
+        self.fleet
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|i| i.id == id)
+            .map(|i| i.state.clone())
+    }
+
+    fn fail_if_asked(
+        &self,
+        flag: &Mutex<bool>,
+        operation: &'static str,
+    ) -> Result<(), ServiceError> {
+        if *flag.lock().unwrap() {
+            return Err(ServiceError::Call {
+                service: "ec2",
+                operation,
+                message: "UnauthorizedOperation".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn terminate_where(&self, matches: impl Fn(&BuildInstance) -> bool) -> Vec<String> {
+        let mut stopped = Vec::new();
+        for instance in self.fleet.lock().unwrap().iter_mut() {
+            if matches(instance) && instance.state.is_live() {
+                instance.state = InstanceState::ShuttingDown;
+                stopped.push(instance.id.clone());
+            }
+        }
+        self.terminated.lock().unwrap().extend(stopped.clone());
+        stopped
     }
 }
 
@@ -381,21 +518,17 @@ impl Instances for FakeInstances {
             .lock()
             .unwrap()
             .push(execution_arn.to_string());
-        if *self.failing.lock().unwrap() {
-            return Err(ServiceError::Call {
-                service: "ec2",
-                operation: "TerminateInstances",
-                message: "UnauthorizedOperation".into(),
-            });
-        }
-        let ids = self
-            .running
-            .lock()
-            .unwrap()
-            .remove(execution_arn)
-            .unwrap_or_default();
-        self.terminated.lock().unwrap().extend(ids.clone());
-        Ok(ids)
+        self.fail_if_asked(&self.failing, "TerminateInstances")?;
+        Ok(self.terminate_where(|i| i.tags.execution_arn.as_deref() == Some(execution_arn)))
+    }
+
+    async fn build_instances(&self) -> Result<Vec<BuildInstance>, ServiceError> {
+        self.fail_if_asked(&self.failing_listing, "DescribeInstances")?;
+        Ok(self.fleet.lock().unwrap().clone())
+    }
+
+    async fn terminate(&self, ids: &[String]) -> Result<Vec<String>, ServiceError> {
+        self.fail_if_asked(&self.failing, "TerminateInstances")?;
+        Ok(self.terminate_where(|i| ids.contains(&i.id)))
     }
 }
-

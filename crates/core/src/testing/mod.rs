@@ -4,12 +4,13 @@
 pub mod fakes;
 
 pub use fakes::{
-    Answer, FakeInstances, FakePipeline, FakeSteps, InstancesFake, PipelineFake, StepsFake,
+    build_tags, Answer, FakeInstances, FakePipeline, FakeSteps, InstancesFake, PipelineFake,
+    StepsFake,
 };
 
 use crate::model::{Job, JobData};
-use crate::settings::Settings;
-use crate::use_cases::{completion::Completion, job::JobWorker, sweep::Sweep};
+use crate::settings::{KeeperSettings, Settings};
+use crate::use_cases::{completion::Completion, job::JobWorker, keeper::Keeper, sweep::Sweep};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -133,5 +134,18 @@ impl Fakes {
         settings: Settings,
     ) -> Completion<FakePipeline, FakeSteps, FakeInstances> {
         Completion::new(self.worker(settings), self.instances.clone())
+    }
+
+    /// The keeper of stack `stack` with the default grace period.
+    pub fn keeper(&self) -> Keeper<FakePipeline, FakeSteps, FakeInstances> {
+        Keeper::new(
+            self.pipeline.clone(),
+            self.steps.clone(),
+            self.instances.clone(),
+            KeeperSettings {
+                stack_name: "stack".into(),
+                grace_seconds: 2400,
+            },
+        )
     }
 }

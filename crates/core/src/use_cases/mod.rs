@@ -5,8 +5,10 @@
 //! - [`sweep`]: poll for jobs and hand each to [`job`], as far as the trigger asks and time allows.
 //! - [`completion`]: a build execution ended: report its result at once and release what the flow
 //!   could not.
+//! - [`keeper`]: on a schedule, terminate what leaked and stop builds nobody waits for.
 
 pub mod completion;
 pub mod deadline;
 pub mod job;
+pub mod keeper;
 pub mod sweep;
