@@ -55,10 +55,12 @@ def render_definition(substitutions: dict[str, str]) -> str:
     return text
 
 
-def create_state_machine(sfn: Any, substitutions: dict[str, str], name: str | None = None, role_arn: str | None = None) -> str:
+def create_state_machine(sfn: Any, substitutions: dict[str, str], name: str | None = None, role_arn: str | None = None,
+                         definition: str | None = None) -> str:
+    """The build state machine; `definition` (already substituted) replaces the rendered file in tests of failures."""
     return sfn.create_state_machine(
         name=name or "build-" + uuid.uuid4().hex[:8],
-        definition=render_definition(substitutions),
+        definition=definition or render_definition(substitutions),
         roleArn=role_arn or f"arn:aws:iam::{ACCOUNT}:role/sfn",
         type="STANDARD",
     )["stateMachineArn"]

@@ -4,13 +4,16 @@ uploads to the emulated S3 and reports to the waiting Step Functions task."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 
+from tests.deploy import create_state_machine, render_definition
+
 SUCCESS_PATH = [
-    "Prepare", "ImageFromParameter?", "DescribeImage", "Market?", "LaunchOnDemand",
-    "WaitForAgent", "CheckAgent", "AgentOnline?", "RunBuild", "Release", "FindCommand", "Succeeded",
+    "Prepare", "ImageFromParameter?", "DescribeImage", "Launch",
+    "WaitForAgent", "CheckAgent", "AgentOnline?", "RunBuild", "Release", "FindCommand", "Outcome?", "Succeeded",
 ]
 
 
@@ -252,3 +255,64 @@ def test_failure_cause_is_capped_whole_json(flow):
     build = document_cause(cause)
     assert build["ExitCode"] == 4 and "line 60" in build["Tail"]
     assert len(d["cause"]) < 32768
+
+
+def launch_parameters(flow, execution_arn):
+    return [json.loads(e["taskScheduledEventDetails"]["parameters"]) for e in flow.history(execution_arn)
+            if e["type"] == "TaskScheduled" and e["taskScheduledEventDetails"]["resource"] == "runInstances"]
+
+
+def test_one_launch_state_for_both_markets(flow):
+    # The market comes from data: Prepare picks it from Capacity; spot-then-on-demand starts on spot.
+    runs = {capacity: flow.start(flow.execution_input(capacity=capacity, Command="true"))
+            for capacity in ("on-demand", "spot", "spot-then-on-demand")}
+    for capacity, arn in runs.items():
+        d = flow.wait(arn, 120)
+        assert d["status"] == "SUCCEEDED", d
+        market = "on-demand" if capacity == "on-demand" else "spot"
+        (params,) = launch_parameters(flow, arn)
+        # A ClientToken of its own per market (and type and subnet), as before the merge.
+        assert params["ClientToken"] == hashlib.sha256(f"{arn}/{market}/0/0".encode()).hexdigest()
+        (instance,) = flow.instances_of(arn)
+        if market == "spot":
+            assert params["InstanceMarketOptions"]["MarketType"] == "spot"
+            assert instance.get("InstanceLifecycle") == "spot", instance
+        else:
+            assert params["InstanceMarketOptions"] == {}  # sent as nothing: an on-demand instance
+            assert "InstanceLifecycle" not in instance, instance
+        assert flow.transitions(arn) == SUCCESS_PATH
+        assert_released(flow, arn)
+
+
+def failing_release(flow):
+    """The real definition with a TerminateInstances that fails at once (an unknown instance, no retries)."""
+    definition = json.loads(render_definition(flow.substitutions))
+    release = definition["States"]["Release"]
+    del release["Parameters"]["InstanceIds.$"], release["Retry"]
+    release["Parameters"]["InstanceIds"] = ["i-0000000000000000f"]
+    return create_state_machine(flow.sfn, flow.substitutions, definition=json.dumps(definition))
+
+
+def test_release_failure_wins_and_keeps_the_earlier_failure(flow):
+    sm = failing_release(flow)
+    good = flow.start(flow.execution_input(Command="true"), state_machine=sm)
+    bad = flow.start(flow.execution_input(Command="echo broken >&2\nexit 3"), state_machine=sm)
+    try:
+        error, cause = failure(flow.wait(good, 120))
+        assert error == "ReleaseFailed" and cause["Stage"] == "release"
+        assert cause["Cause"].startswith(f"Terminating {cause['InstanceId']} failed after a successful build: "), cause
+        # The command is still looked up for the log link.
+        assert cause["CommandId"] and cause["Log"]["Stream"] == f"{cause['CommandId']}/{cause['InstanceId']}/"
+        assert "EarlierFailure?" in flow.transitions(good) and "ReleaseFailedAfterSuccess" in flow.transitions(good)
+
+        error, cause = failure(flow.wait(bad, 120))
+        assert error == "ReleaseFailed" and cause["Stage"] == "release"
+        assert cause["Cause"].startswith(f"Terminating {cause['InstanceId']} failed: "), cause
+        before = json.loads(cause["Cause"].split(". Before that: ", 1)[1])
+        assert before["Stage"] == "build" and before["Error"] == "BuildFailed" and document_cause(before)["ExitCode"] == 3
+        assert "ReleaseFailedAfterFailure" in flow.transitions(bad)
+    finally:
+        for arn in (good, bad):
+            ids = [i["InstanceId"] for i in flow.instances_of(arn)]
+            if ids:
+                flow.ec2.terminate_instances(InstanceIds=ids)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 from typing import Any
 
 import pytest
@@ -21,10 +22,16 @@ with open(os.path.join(REPO, "statemachine", "build.asl.json")) as f:
 
 def lookup(data: Any, path: str) -> Any:
     assert path.startswith("$.")
-    for part in path[2:].split("."):
-        if not isinstance(data, dict) or part not in data:
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path[2:]):
+        if part.startswith("["):
+            index = int(part[1:-1])
+            if not isinstance(data, list) or index >= len(data):
+                raise KeyError(path)
+            data = data[index]
+        elif not isinstance(data, dict) or part not in data:
             raise KeyError(path)
-        data = data[part]
+        else:
+            data = data[part]
     return data
 
 
@@ -49,6 +56,8 @@ def matches(rule: dict[str, Any], data: dict[str, Any]) -> bool:
         return isinstance(value, str) and fnmatch.fnmatchcase(value, pattern)
     if "StringEquals" in rule:
         return value == rule["StringEquals"]
+    if "NumericEquals" in rule:
+        return value == rule["NumericEquals"]
     for op, fn in (("NumericLessThan", lambda a, b: a < b), ("NumericGreaterThan", lambda a, b: a > b),
                    ("NumericGreaterThanEquals", lambda a, b: a >= b), ("NumericLessThanEquals", lambda a, b: a <= b)):
         if op in rule:
@@ -130,7 +139,7 @@ def test_throttled_launch_waits_and_retries_a_bounded_number_of_times():
         "Delay.$": "States.MathAdd($.Run.Throttle.Delay, $.Run.Throttle.Delay)",
         "Wait.$": "$.Run.Throttle.Delay",
     }
-    assert s["Next"] == "WaitAfterThrottle" and STATES["WaitAfterThrottle"]["Next"] == "Market?"
+    assert s["Next"] == "WaitAfterThrottle" and STATES["WaitAfterThrottle"]["Next"] == "Launch"
 
 
 def test_throttle_counter_starts_at_zero():
@@ -161,3 +170,83 @@ def test_agent_waits_double_up_to_the_cap_and_never_beyond():
     assert len(waits) == 25 and sum(waits) == 10 + 20 + 40 + 22 * 60  # about 23 minutes
     assert STATES["AgentBackoff"]["Parameters"]["Delay.$"] == "$.Run.Agent.Doubled"
     assert STATES["AgentNextAttempt"]["Parameters"]["Delay.$"] == "$.Run.Agent.MaxDelay"
+
+
+def acquire(market_index: int, capacity: str, type_index: int = 1, type_count: int = 1) -> dict[str, Any]:
+    """Data as MoreInstanceTypes? sees it after NextInstanceType."""
+    return {"Instance": {"Capacity": capacity},
+            "Run": {"Acquire": {"MarketIndex": market_index, "TypeIndex": type_index, "TypeCount": type_count,
+                                "SubnetIndex": 0, "SubnetCount": 2}}}
+
+
+def test_one_launch_state_takes_its_market_from_data():
+    markets = STATES["Prepare"]["Parameters"]["Markets"]
+    assert markets["Names"] == ["on-demand", "spot"]
+    spot = {"MarketType": "spot", "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"}}
+    assert markets["Options"] == [{}, spot]
+    launch = STATES["Launch"]["Parameters"]
+    assert launch["InstanceMarketOptions.$"] == "States.ArrayGetItem($.Run.Markets.Options, $.Run.Acquire.MarketIndex)"
+    # A new ClientToken per market: the market's name is part of what is hashed.
+    assert "States.ArrayGetItem($.Run.Markets.Names, $.Run.Acquire.MarketIndex)" in launch["ClientToken.$"]
+    # No Choice on the market: the image lookup goes straight to the launch.
+    assert STATES["DescribeImage"]["Next"] == "Launch"
+
+
+def test_spot_then_on_demand_starts_the_list_again_on_demand_once():
+    assert choose("MoreInstanceTypes?", acquire(1, "spot-then-on-demand")) == "FallBackToOnDemand"
+    again = STATES["FallBackToOnDemand"]["Parameters"]
+    assert (again["MarketIndex"], again["TypeIndex"], again["SubnetIndex"]) == (0, 0, 0)
+    assert STATES["FallBackToOnDemand"]["Next"] == "Launch"
+    assert choose("MoreInstanceTypes?", acquire(0, "spot-then-on-demand")) == "AcquireFailed"
+    assert choose("MoreInstanceTypes?", acquire(1, "spot")) == "AcquireFailed"
+    assert choose("MoreInstanceTypes?", acquire(1, "spot", type_index=0)) == "Launch"
+
+
+LISTING_FAILED = {"Error": "States.TaskFailed", "Cause": "AccessDenied"}  # FindCommand's Catch result
+
+
+@pytest.mark.parametrize("failure, command, expected", [
+    (None, {"CommandIds": ["c-1"]}, "Succeeded"),
+    (None, {"CommandIds": []}, "CommandIdUnknown"),
+    (None, LISTING_FAILED, "CommandIdUnknown"),
+    ("BuildFailed", {"CommandIds": ["c-1"]}, "AddCommandToFailure"),
+    ("BuildTimeout", {"CommandIds": ["c-1"]}, "AddCommandToFailure"),
+    ("ReleaseFailed", {"CommandIds": ["c-1"]}, "AddCommandToFailure"),
+    ("AgentTimeout", {"CommandIds": []}, "Failed"),
+    ("BuildFailed", LISTING_FAILED, "Failed"),
+])
+def test_one_release_and_one_command_lookup_then_the_outcome(failure, command, expected):
+    data: dict[str, Any] = {"Command": command}
+    if failure:
+        data["Failure"] = {"Name": failure}
+    assert STATES["FindCommand"]["Next"] == "Outcome?"
+    assert choose("Outcome?", data) == expected
+
+
+def test_release_failure_keeps_the_earlier_failure():
+    assert [c["Next"] for c in STATES["Release"]["Catch"]] == ["EarlierFailure?"]
+    assert choose("EarlierFailure?", {"Failure": {"Name": "BuildFailed"}}) == "ReleaseFailedAfterFailure"
+    assert choose("EarlierFailure?", {"Result": {}}) == "ReleaseFailedAfterSuccess"
+    assert "Before that" in STATES["ReleaseFailedAfterFailure"]["Parameters"]["Report"]["Cause.$"]
+    assert STATES["ReleaseFailedAfterSuccess"]["Next"] == STATES["ReleaseFailedAfterFailure"]["Next"] == "FindCommand"
+
+
+def successors(name: str) -> list[str]:
+    s = STATES[name]
+    nxt = [s["Next"]] if "Next" in s else []
+    nxt += [c["Next"] for c in s.get("Catch", [])]
+    nxt += [c["Next"] for c in s.get("Choices", [])] + ([s["Default"]] if "Default" in s else [])
+    return nxt
+
+
+def test_no_path_from_a_launched_instance_ends_without_the_release():
+    # From the launch's success on, every way to an end (Succeeded or Failed) passes through Release.
+    seen, todo = set(), [STATES["Launch"]["Next"]]
+    while todo:
+        name = todo.pop()
+        if name in seen or name == "Release":
+            continue
+        seen.add(name)
+        todo += successors(name)
+    assert "Succeeded" not in seen and "Failed" not in seen, sorted(seen)
+    assert {"WaitForAgent", "RunBuild", "AgentTimeout", "BuildTimeout", "BuildFailed"} <= seen
