@@ -282,11 +282,11 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
     add(f"| **b. execution started → build command running, acquisition excluded** | {fmt(mb)} | "
         f"{(f'{min(b_vals):.3f} – {max(b_vals):.3f} s') if b_vals else 'n/a'} | {met(None if mb is None else mb < TARGET_STAGE_S)} |")
     row("  b1. StartExecution answered → execution running (moto starts it)", "execution_started", "sfn_started", False)
-    row("  b2. running → LaunchOnDemand entered (Prepare, image, market)", "sfn_started", "launch_entered", False)
+    row("  b2. running → Launch entered (Prepare, image)", "sfn_started", "launch_entered", False)
     row("  b3. RunBuild entered → command running (SendCommand, agent, document: heartbeat, download, unzip)", "runbuild_entered", "command_start", False)
-    row("  acquisition, reported separately: LaunchOnDemand entered → agent online (1 s first agent wait)", "launch_entered", "agent_online", False)
+    row("  acquisition, reported separately: Launch entered → agent online (1 s first agent wait)", "launch_entered", "agent_online", False)
     row("**c. build command finished → CodePipeline final result**", "command_end", "final_result", True)
-    row("  c1. command finished → execution ended (document: zip/upload, SendTaskSuccess; Release, FindCommand)", "command_end", "execution_ended", False)
+    row("  c1. command finished → execution ended (document: zip/upload, SendTaskSuccess; Release, FindCommand, Outcome?)", "command_end", "execution_ended", False)
     row("  c2. execution ended → final PutJobSuccessResult answered (event → completion Lambda)", "execution_ended", "final_result", False)
     row("end to end: job visible → final result", "visible", "final_result", False)
     reporters: dict[str, int] = {}

@@ -99,7 +99,7 @@ class Build:
         return None
 
     def started_to_command_without_acquisition(self) -> float | None:
-        """Stage b: execution started → command running, minus LaunchOnDemand → agent online."""
+        """Stage b: execution started → command running, minus Launch → agent online."""
         total, acquisition = self.stage("execution_started", "command_start"), self.stage("launch_entered", "agent_online")
         return None if total is None or acquisition is None else total - acquisition
 
@@ -168,9 +168,9 @@ def finish_build(env: Environment, build: Build, timeout: float) -> Build:
         name = (e.get("stateEnteredEventDetails") or e.get("stateExitedEventDetails") or {}).get("name")
         if e["type"] == "ExecutionStarted":
             m["sfn_started"] = t
-        elif e["type"].endswith("StateEntered") and name == "LaunchOnDemand":
+        elif e["type"].endswith("StateEntered") and name == "Launch":
             m.setdefault("launch_entered", t)
-        elif e["type"].endswith("StateExited") and name == "LaunchOnDemand":
+        elif e["type"].endswith("StateExited") and name == "Launch":
             m["launch_exited"] = t
         elif e["type"].endswith("StateExited") and name == "AgentOnline?":
             m["agent_online"] = t

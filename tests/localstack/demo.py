@@ -150,10 +150,12 @@ def follow(stack: Any, dep: Any, fail: bool) -> int:
                     continue
                 seen.add(key)
                 t, kind = h["timestamp"], h["type"]
-                if kind == "TaskStateExited" and h["stateExitedEventDetails"]["name"] in ("LaunchOnDemand", "LaunchSpot"):
-                    launched = json.loads(h["stateExitedEventDetails"]["output"]).get("Launched", {})
+                if kind == "TaskStateExited" and h["stateExitedEventDetails"]["name"] == "Launch":
+                    out = json.loads(h["stateExitedEventDetails"]["output"])
+                    launched, run = out.get("Launched", {}), out.get("Run", {})
                     instance_id = launched.get("InstanceId")
-                    clock.say(f"instance acquired: {instance_id} ({launched.get('InstanceType')}, {launched.get('Market')})", t)
+                    market = run["Markets"]["Names"][run["Acquire"]["MarketIndex"]] if "Markets" in run else "?"
+                    clock.say(f"instance acquired: {instance_id} ({launched.get('InstanceType')}, {market})", t)
                 elif kind == "ChoiceStateExited" and h["stateExitedEventDetails"]["name"] == "AgentOnline?":
                     out = json.loads(h["stateExitedEventDetails"]["output"])
                     if out.get("Run", {}).get("AgentStatus", {}).get("Online"):
