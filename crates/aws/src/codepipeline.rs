@@ -6,13 +6,13 @@ use async_trait::async_trait;
 use aws_sdk_codepipeline::config::http::HttpResponse;
 use aws_sdk_codepipeline::error::SdkError;
 use aws_sdk_codepipeline::types::{
-    ActionCategory, ActionOwner, ActionTypeId, ExecutionDetails, FailureDetails, FailureType,
-    JobStatus,
+    ActionCategory, ActionExecutionFilter, ActionOwner, ActionTypeId, ExecutionDetails,
+    FailureDetails, FailureType, JobStatus,
 };
 use aws_sdk_codepipeline::Client;
 use ec2_build_core::model::{
-    Artifact, ArtifactLocation, FailureKind, FailureReport, Job, JobData, PipelineContext,
-    ServiceError, SuccessReport,
+    ActionExecution, ActionStatus, Artifact, ArtifactLocation, FailureKind, FailureReport, Job,
+    JobData, PipelineContext, ServiceError, SuccessReport,
 };
 use ec2_build_core::ports::{AckStatus, CodePipeline};
 use ec2_build_core::ActionType;
@@ -225,5 +225,49 @@ impl CodePipeline for CodePipelineJobs {
                     )
                 })
             })
+    }
+
+    async fn action_executions(
+        &self,
+        pipeline: &str,
+        pipeline_execution_id: Option<&str>,
+    ) -> Result<Vec<ActionExecution>, ServiceError> {
+        let filter = pipeline_execution_id.map(|id| {
+            ActionExecutionFilter::builder()
+                .pipeline_execution_id(id)
+                .build()
+        });
+        let mut pages = self
+            .client
+            .list_action_executions()
+            .pipeline_name(pipeline)
+            .set_filter(filter)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| service_error(SERVICE, "ListActionExecutions", e))?;
+            found.extend(
+                page.action_execution_details()
+                    .iter()
+                    .map(|d| ActionExecution {
+                        pipeline_execution_id: d
+                            .pipeline_execution_id()
+                            .unwrap_or_default()
+                            .to_string(),
+                        stage: d.stage_name().unwrap_or_default().to_string(),
+                        action: d.action_name().unwrap_or_default().to_string(),
+                        status: ActionStatus::parse(
+                            d.status().map(|s| s.as_str()).unwrap_or_default(),
+                        ),
+                    }),
+            );
+            // Without a filter only the most recent page is wanted: one call per pipeline.
+            if pipeline_execution_id.is_none() {
+                break;
+            }
+        }
+        Ok(found)
     }
 }

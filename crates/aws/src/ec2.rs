@@ -9,7 +9,7 @@ use aws_sdk_ec2::Client;
 use ec2_build_core::ports::Instances;
 use ec2_build_core::ServiceError;
 
-const SERVICE: &str = "ec2";
+pub(crate) const SERVICE: &str = "ec2";
 
 type TerminateError = aws_sdk_ec2::error::SdkError<
     aws_sdk_ec2::operation::terminate_instances::TerminateInstancesError,
@@ -54,28 +54,6 @@ impl Ec2Instances {
         }
         Ok(ids)
     }
-
-    /// Terminates the instances; returns those this call stopped. Terminating an instance that
-    /// is already shutting down or terminated succeeds and changes nothing, so those are left out.
-    async fn terminate(&self, ids: Vec<String>) -> Result<Vec<String>, TerminateError> {
-        let out = self
-            .client
-            .terminate_instances()
-            .set_instance_ids(Some(ids))
-            .send()
-            .await?;
-        Ok(out
-            .terminating_instances()
-            .iter()
-            .filter(|change| {
-                !matches!(
-                    change.previous_state().and_then(|s| s.name()),
-                    Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
-                )
-            })
-            .filter_map(|change| change.instance_id().map(str::to_string))
-            .collect())
-    }
 }
 
 #[async_trait]
@@ -85,25 +63,53 @@ impl Instances for Ec2Instances {
         execution_arn: &str,
     ) -> Result<Vec<String>, ServiceError> {
         let ids = self.tagged_instances(execution_arn).await?;
-        if ids.is_empty() {
-            return Ok(ids);
-        }
-        match self.terminate(ids.clone()).await {
-            Err(e) if is_not_found(&e) => {
-                // One id EC2 no longer knows fails the whole call: release the others one by one.
-                let mut released = Vec::new();
-                for id in ids {
-                    match self.terminate(vec![id]).await {
-                        Ok(stopped) => released.extend(stopped),
-                        Err(e) if is_not_found(&e) => {}
-                        Err(e) => return Err(service_error(SERVICE, "TerminateInstances", e)),
-                    }
-                }
-                Ok(released)
-            }
-            other => other.map_err(|e| service_error(SERVICE, "TerminateInstances", e)),
-        }
+        terminate_instances(&self.client, ids).await
     }
+}
+
+/// Terminates the instances; returns those this call stopped. Terminating an instance that is
+/// already shutting down or terminated succeeds and changes nothing, so those are left out; an
+/// id EC2 no longer knows fails the whole call, so then the others are terminated one by one.
+pub(crate) async fn terminate_instances(
+    client: &Client,
+    ids: Vec<String>,
+) -> Result<Vec<String>, ServiceError> {
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    match terminate_once(client, ids.clone()).await {
+        Err(e) if is_not_found(&e) => {
+            let mut released = Vec::new();
+            for id in ids {
+                match terminate_once(client, vec![id]).await {
+                    Ok(stopped) => released.extend(stopped),
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(service_error(SERVICE, "TerminateInstances", e)),
+                }
+            }
+            Ok(released)
+        }
+        other => other.map_err(|e| service_error(SERVICE, "TerminateInstances", e)),
+    }
+}
+
+async fn terminate_once(client: &Client, ids: Vec<String>) -> Result<Vec<String>, TerminateError> {
+    let out = client
+        .terminate_instances()
+        .set_instance_ids(Some(ids))
+        .send()
+        .await?;
+    Ok(out
+        .terminating_instances()
+        .iter()
+        .filter(|change| {
+            !matches!(
+                change.previous_state().and_then(|s| s.name()),
+                Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
+            )
+        })
+        .filter_map(|change| change.instance_id().map(str::to_string))
+        .collect())
 }
 
 fn is_not_found(e: &TerminateError) -> bool {

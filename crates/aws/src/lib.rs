@@ -4,15 +4,19 @@
 mod codepipeline;
 mod ec2;
 mod error;
+mod fleet;
 mod sfn;
 
 pub use codepipeline::CodePipelineJobs;
 pub use ec2::Ec2Instances;
 pub use error::AdapterError;
+pub use fleet::Ec2Fleet;
 pub use sfn::StepFunctionsExecutions;
 
 /// Tag key the state machine puts on instances: the execution ARN.
 pub const EXECUTION_TAG: &str = "ec2-build:execution-arn";
+/// Tag key the state machine puts on instances: the stack name.
+pub const STACK_TAG: &str = "ec2-build:stack";
 
 /// Loads the shared SDK configuration from the environment (credentials, region, and
 /// `AWS_ENDPOINT_URL` when set, which is how the local stack is reached).
@@ -41,6 +45,13 @@ impl Ec2Instances {
     /// Client from the shared SDK configuration.
     pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
         Self::new(aws_sdk_ec2::Client::new(config))
+    }
+}
+
+impl Ec2Fleet {
+    /// Client from the shared SDK configuration, for the instances of stack `stack_name`.
+    pub fn from_sdk_config(config: &aws_config::SdkConfig, stack_name: &str) -> Self {
+        Self::new(aws_sdk_ec2::Client::new(config), stack_name)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::error::service_error;
 use async_trait::async_trait;
-use aws_sdk_sfn::types::HistoryEventType;
+use aws_sdk_sfn::types::{ExecutionStatus as SdkExecutionStatus, HistoryEventType};
 use aws_sdk_sfn::Client;
 use ec2_build_core::model::{ExecutionDescription, ExecutionStatus, ServiceError};
 use ec2_build_core::ports::StepFunctions;
@@ -101,5 +101,52 @@ impl StepFunctions for StepFunctionsExecutions {
                     .state_entered_event_details()
                     .map(|d| d.name().to_string())
             }))
+    }
+
+    async fn running_executions(&self) -> Result<Vec<String>, ServiceError> {
+        let mut pages = self
+            .client
+            .list_executions()
+            .state_machine_arn(&self.state_machine_arn)
+            .status_filter(SdkExecutionStatus::Running)
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut arns = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| service_error(SERVICE, "ListExecutions", e))?;
+            arns.extend(
+                page.executions()
+                    .iter()
+                    .map(|e| e.execution_arn().to_string()),
+            );
+        }
+        Ok(arns)
+    }
+
+    async fn stop_execution(
+        &self,
+        arn: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), ServiceError> {
+        match self
+            .client
+            .stop_execution()
+            .execution_arn(arn)
+            .error(error)
+            .cause(cause)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_does_not_exist()) =>
+            {
+                Err(ServiceError::ExecutionNotFound(arn.to_string()))
+            }
+            Err(e) => Err(service_error(SERVICE, "StopExecution", e)),
+        }
     }
 }

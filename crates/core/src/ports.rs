@@ -71,6 +71,11 @@ pub trait Instances: Send + Sync {
     /// stopped (not those already shutting down or terminated).
     async fn release_for_execution(&self, execution_arn: &str)
         -> Result<Vec<String>, ServiceError>;
+}
+
+/// All build instances of one stack, for the keeper.
+#[async_trait]
+pub trait Fleet: Send + Sync {
     /// Every instance carrying this stack's tag, in any state EC2 still reports.
     async fn build_instances(&self) -> Result<Vec<BuildInstance>, ServiceError>;
     /// Terminates these instances; returns the ids of those it stopped. Ids EC2 no longer knows

@@ -10,7 +10,7 @@ use crate::model::{
     ActionExecution, BuildInstance, BuildTags, ExecutionDescription, ExecutionStatus,
     FailureReport, InstanceState, Job, JobData, ServiceError, SuccessReport,
 };
-use crate::ports::{AckStatus, CodePipeline, Instances, StepFunctions};
+use crate::ports::{AckStatus, CodePipeline, Fleet, Instances, StepFunctions};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Deref;
@@ -521,7 +521,10 @@ impl Instances for FakeInstances {
         self.fail_if_asked(&self.failing, "TerminateInstances")?;
         Ok(self.terminate_where(|i| i.tags.execution_arn.as_deref() == Some(execution_arn)))
     }
+}
 
+#[async_trait]
+impl Fleet for FakeInstances {
     async fn build_instances(&self) -> Result<Vec<BuildInstance>, ServiceError> {
         self.fail_if_asked(&self.failing_listing, "DescribeInstances")?;
         Ok(self.fleet.lock().unwrap().clone())

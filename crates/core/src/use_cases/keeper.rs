@@ -7,7 +7,7 @@
 
 use super::deadline::Deadline;
 use crate::model::{ActionExecution, ActionStatus, BuildInstance, ExecutionStatus, ServiceError};
-use crate::ports::{CodePipeline, Instances, StepFunctions};
+use crate::ports::{CodePipeline, Fleet, StepFunctions};
 use crate::progress::{self, Stage};
 use crate::settings::KeeperSettings;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -52,20 +52,20 @@ pub enum KeeperError {
     ListExecutions(ServiceError),
 }
 
-/// The keeper over the CodePipeline, Step Functions and EC2 ports.
-pub struct Keeper<P, S, I> {
+/// The keeper over the CodePipeline, Step Functions and fleet ports.
+pub struct Keeper<P, S, F> {
     pipeline: P,
     steps: S,
-    instances: I,
+    fleet: F,
     settings: KeeperSettings,
 }
 
-impl<P: CodePipeline, S: StepFunctions, I: Instances> Keeper<P, S, I> {
-    pub fn new(pipeline: P, steps: S, instances: I, settings: KeeperSettings) -> Self {
+impl<P: CodePipeline, S: StepFunctions, F: Fleet> Keeper<P, S, F> {
+    pub fn new(pipeline: P, steps: S, fleet: F, settings: KeeperSettings) -> Self {
         Self {
             pipeline,
             steps,
-            instances,
+            fleet,
             settings,
         }
     }
@@ -77,7 +77,7 @@ impl<P: CodePipeline, S: StepFunctions, I: Instances> Keeper<P, S, I> {
         // Instances first, executions second: an instance seen here was launched by an execution
         // that started before the listing below, so a RUNNING one is in it.
         let instances = self
-            .instances
+            .fleet
             .build_instances()
             .await
             .map_err(KeeperError::ListInstances)?;
@@ -180,7 +180,7 @@ impl<P: CodePipeline, S: StepFunctions, I: Instances> Keeper<P, S, I> {
         if ids.is_empty() {
             return ids;
         }
-        match self.instances.terminate(&ids).await {
+        match self.fleet.terminate(&ids).await {
             Ok(stopped) => {
                 info!(instances = ?stopped, "terminated");
                 stopped
