@@ -1,4 +1,4 @@
-//! The two Lambda functions of ec2-build. Each handler is a plain async function over a use case
+//! The Lambda functions of ec2-build. Each handler is a plain async function over a use case
 //! of the core, so tests call it with fakes and `LambdaEvent::new(payload, Context::default())`;
 //! the binaries in `src/bin/` only wire tracing, settings and SDK clients.
 //!
@@ -11,12 +11,16 @@
 //! | `PollFailed` | PollForJobs failed, no job was taken | yes, and the next sweep catches up |
 //! | `DescribeFailed` | the finished execution could not be read; its instances were still released | yes |
 //! | `ReleaseFailed` | instances of a failed, timed-out or aborted execution could not be terminated | yes |
+//! | `InventoryFailed` | the keeper could not list the stack's instances or running executions; it decided nothing | no (scheduled); the next run tries again |
 
 pub mod completion;
+pub mod keeper;
 pub mod poller;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use ec2_build_core::{CompletionError, EventError, JobOutcome, ServiceError, SweepError};
+use ec2_build_core::{
+    CompletionError, EventError, JobOutcome, KeeperError, ServiceError, SweepError,
+};
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
@@ -33,6 +37,8 @@ pub enum FunctionError {
     DescribeFailed(ServiceError),
     #[error("instances of the execution could not be terminated: {0}")]
     ReleaseFailed(ServiceError),
+    #[error(transparent)]
+    InventoryFailed(KeeperError),
 }
 
 impl FunctionError {
@@ -43,6 +49,7 @@ impl FunctionError {
             Self::PollFailed(_) => "PollFailed",
             Self::DescribeFailed(_) => "DescribeFailed",
             Self::ReleaseFailed(_) => "ReleaseFailed",
+            Self::InventoryFailed(_) => "InventoryFailed",
         }
     }
 }
@@ -65,6 +72,12 @@ impl From<CompletionError> for FunctionError {
             CompletionError::Describe(e) => Self::DescribeFailed(e),
             CompletionError::Release(e) => Self::ReleaseFailed(e),
         }
+    }
+}
+
+impl From<KeeperError> for FunctionError {
+    fn from(e: KeeperError) -> Self {
+        Self::InventoryFailed(e)
     }
 }
 

@@ -7,7 +7,7 @@ use ec2_build_core::testing::{
 use ec2_build_core::{ExecutionStatus, Job, ServiceError, Settings};
 use ec2_build_lambdas::completion::{self, CompletionAction, CompletionResponse};
 use ec2_build_lambdas::poller::{self, PollerAction, SweepResponse};
-use ec2_build_lambdas::FunctionError;
+use ec2_build_lambdas::{keeper, FunctionError};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 
@@ -311,4 +311,46 @@ async fn completion_ignores_other_state_machines_without_any_aws_call() {
         .unwrap();
     assert_eq!(report.action, CompletionAction::Ignored);
     assert!(h.pipeline_port().calls().is_empty());
+}
+
+#[tokio::test]
+async fn keeper_terminates_the_instance_of_an_ended_execution_on_its_schedule() {
+    let h = handler();
+    h.steps_port()
+        .set("job-1", ExecutionStatus::Aborted, None, None, None);
+    h.fakes
+        .instances
+        .launch(&h.steps_port().arn("job-1"), &["i-1"]);
+    let response = keeper::handle(
+        event("Scheduled Event", "aws.events", json!({})),
+        &h.fakes.keeper(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.terminated_orphans, vec!["i-1"]);
+    let json = serde_json::to_value(&response).unwrap();
+    assert_eq!(json["terminated_orphans"], json!(["i-1"]));
+}
+
+#[tokio::test]
+async fn keeper_refuses_other_events_and_reports_a_failed_inventory() {
+    let h = handler();
+    let err = keeper::handle(action_started("EC2Build"), &h.fakes.keeper())
+        .await
+        .unwrap_err();
+    assert_eq!(diagnostic(err).error_type, "InvalidEvent");
+    *h.fakes.instances.failing_listing.lock().unwrap() = true;
+    let err = keeper::handle(
+        event("Scheduled Event", "aws.events", json!({})),
+        &h.fakes.keeper(),
+    )
+    .await
+    .unwrap_err();
+    let d = diagnostic(err);
+    assert_eq!(d.error_type, "InventoryFailed");
+    assert!(
+        d.error_message.contains("DescribeInstances"),
+        "{}",
+        d.error_message
+    );
 }
