@@ -64,6 +64,13 @@ def test_command_build_with_two_inputs_and_an_output(flow):
     assert z.read("dist/app.txt") == b"built from 1.2.3\n"
     assert result["Build"]["Packages"] == [] and result["Build"]["ImageUri"] == ""
     assert_released(flow, d["executionArn"])
+    # The tags the keeper finds the build's pipeline action and deadline by (docs/contracts.md).
+    (instance,) = flow.instances_of(d["executionArn"])
+    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    assert tags["ec2-build:pipeline"] == inp["Pipeline"]["Name"]
+    assert tags["ec2-build:pipeline-execution-id"] == inp["Pipeline"]["ExecutionId"]
+    assert (tags["ec2-build:stage"], tags["ec2-build:action"]) == ("Build", "Linux")
+    assert tags["ec2-build:build-seconds"] == str(inp["Timeouts"]["BuildSeconds"])
     # The task token never reaches the build's own commands (nor, therefore, the log).
     inv = flow.ssm.get_command_invocation(CommandId=result["CommandId"], InstanceId=result["InstanceId"], PluginName="LinuxBuild")
     assert "token visible: no" in inv["StandardOutputContent"]
