@@ -4,7 +4,8 @@
 #
 #   build/lambda/poller/bootstrap       CodeUri of PollerFunction (aws cloudformation package zips it)
 #   build/lambda/completion/bootstrap   CodeUri of CompletionFunction
-#   build/lambda/poller.zip, build/lambda/completion.zip
+#   build/lambda/keeper/bootstrap       CodeUri of KeeperFunction
+#   build/lambda/poller.zip, build/lambda/completion.zip, build/lambda/keeper.zip
 #                                       the same, as deployable zips (bootstrap at the root)
 #
 # Toolchain: cargo-lambda and zig (the cross linker) from PyPI, pinned, in their own venv
@@ -20,7 +21,7 @@ ZIGLANG_VERSION=0.14.1
 PACKAGE_VENV=${PACKAGE_VENV:-$ROOT/.venv-package}
 TARGET=aarch64-unknown-linux-gnu
 OUT=$ROOT/build/lambda
-BINARIES=(poller completion)
+BINARIES=(poller completion keeper)
 
 # ---------------------------------------------------------------- toolchain
 stamp="$PACKAGE_VENV/.installed-$CARGO_LAMBDA_VERSION-$ZIGLANG_VERSION"

@@ -125,6 +125,13 @@ class Deployment:
     def completion(self) -> Any:
         return self.functions["CompletionFunction"]
 
+    @property
+    def keeper(self) -> Any:
+        return self.functions["KeeperFunction"]
+
+    def fire_keeper(self) -> dict[str, Any]:
+        return self.stack.router.fire(self.rules["KeeperFunction.Keep"])
+
     def lambda_logs(self) -> str:
         return "".join(fn.logs() for fn in self.functions.values())
 
@@ -234,7 +241,7 @@ def deploy(
 
     # The Lambdas: environment and log settings from Globals + the function; events as routed rules.
     glob = template["Globals"]["Function"]
-    for lid, binary in (("PollerFunction", "poller"), ("CompletionFunction", "completion")):
+    for lid, binary in (("PollerFunction", "poller"), ("CompletionFunction", "completion"), ("KeeperFunction", "keeper")):
         p = props(lid)
         env = {k: str(x) for k, x in ev.resolve(glob.get("Environment", {}).get("Variables", {})).items()}
         env.update({k: str(x) for k, x in ev.resolve(p.get("Environment", {}).get("Variables", {})).items()})
@@ -255,7 +262,7 @@ def deploy(
             if event["Type"] == "EventBridgeRule":
                 stack.router.add_rule(rule, ev.resolve(event["Properties"]["Pattern"]), fn)
             elif event["Type"] == "Schedule":
-                stack.router.add_schedule(rule, _rate_seconds(event["Properties"]["Schedule"]), fn, start=schedule)
+                stack.router.add_schedule(rule, _rate_seconds(ev.resolve(event["Properties"]["Schedule"])), fn, start=schedule)
             else:
                 raise ValueError(f"{lid}.{event_name}: event type {event['Type']} not routed locally")
             dep.rules[f"{lid}.{event_name}"] = rule

@@ -30,7 +30,7 @@ WILDCARD_RESOURCE_ONLY = {
     "codepipeline:AcknowledgeJob", "codepipeline:GetJobDetails",
     "codepipeline:PutJobSuccessResult", "codepipeline:PutJobFailureResult",
     # read-only
-    "ec2:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceStatus",
+    "ec2:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceStatus", "ec2:DescribeInstances",
     "ssm:DescribeInstanceInformation", "ssm:GetCommandInvocation", "ssm:ListCommandInvocations",
     # command ids come from our own SendCommand, which is scoped to our document and instances
     "ssm:CancelCommand",
@@ -68,7 +68,7 @@ def statements(template):
 
 def test_every_role_has_statements(template):
     roles = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
-    assert sorted(roles) == ["BuilderRole", "CompletionRole", "PollerRole", "StateMachineRole"]
+    assert sorted(roles) == ["BuilderRole", "CompletionRole", "KeeperRole", "PollerRole", "StateMachineRole"]
     for role in roles:
         assert role_statements(template, role), role
         assert "ManagedPolicyArns" not in template["Resources"][role]["Properties"], (
@@ -123,6 +123,7 @@ def test_release_permissions_are_granted_where_instances_are_released(template):
     assert "ec2:TerminateInstances" in granted_actions(template, "CompletionRole")
     # the completion function finds the instances of an execution by their tag
     assert "ec2:DescribeTags" in granted_actions(template, "CompletionRole")
+    assert {"ec2:TerminateInstances", "ec2:DescribeInstances"} <= granted_actions(template, "KeeperRole")
     assert "ec2:TerminateInstances" not in granted_actions(template, "PollerRole")
     assert "ec2:TerminateInstances" not in granted_actions(template, "BuilderRole")
 
@@ -203,7 +204,9 @@ def test_service_linked_role_only_ec2_spot_for_the_state_machine(statements):
 
 def test_lambdas_poll_only_our_action_type_and_drive_only_our_state_machine(template):
     ev = Evaluator(template, SAMPLE)
-    for role in ("PollerRole", "CompletionRole"):
+    logs = {"PollerRole": "<PollerLogGroup.Arn>", "CompletionRole": "<CompletionLogGroup.Arn>",
+            "KeeperRole": "<KeeperLogGroup.Arn>"}
+    for role in logs:
         for st in ev.role_statements(role):
             actions = as_list(st["Action"])
             if "codepipeline:PollForJobs" in actions:
@@ -213,7 +216,9 @@ def test_lambdas_poll_only_our_action_type_and_drive_only_our_state_machine(temp
                 assert st["Resource"] in ("<BuildStateMachine>",
                                           "arn:aws:states:eu-west-1:123456789012:execution:<BuildStateMachine.Name>:*")
             if any(a.startswith("logs:") for a in actions):
-                assert st["Resource"] == ("<PollerLogGroup.Arn>" if role == "PollerRole" else "<CompletionLogGroup.Arn>")
+                assert st["Resource"] == logs[role]
+            if any(a.startswith("codepipeline:") for a in actions) and role == "KeeperRole":
+                assert actions == ["codepipeline:ListActionExecutions"], "the keeper only reads pipelines"
 
 
 def _builder(template, **params):

@@ -41,7 +41,7 @@ def s3_endpoint():
 def test_package_uploads_every_local_artifact(tmp_path, s3_endpoint):
     for part in ("cloudformation", "statemachine", "ssm-documents"):
         shutil.copytree(ROOT / part, tmp_path / part)
-    for name in ("poller", "completion"):
+    for name in ("poller", "completion", "keeper"):
         folder = tmp_path / "build" / "lambda" / name
         folder.mkdir(parents=True)
         (folder / "bootstrap").write_text("#!/bin/sh\n")

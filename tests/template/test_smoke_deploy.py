@@ -137,7 +137,7 @@ def test_translation_produces_plain_cloudformation(translated):
 
 def test_translation_keeps_arm64(translated):
     functions = [r["Properties"] for r in translated["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    assert len(functions) == 2
+    assert len(functions) == 3  # poller, completion, keeper
     for fn in functions:
         assert fn["Architectures"] == ["arm64"] and fn["Runtime"] == "provided.al2023"
         assert fn["LoggingConfig"]["LogFormat"] == "JSON"
@@ -212,7 +212,7 @@ def test_created_resources_have_the_settings_that_matter(deployed):
     events = boto3.client("events", region_name=REGION)
     rules = {r["Name"]: r for r in events.list_rules()["Rules"]}
     schedules = [r for r in rules.values() if r.get("ScheduleExpression") == "rate(1 minute)"]
-    assert len(schedules) == 1
+    assert len(schedules) == 2  # the poller's sweep and the keeper (KeeperSchedule's default)
     patterns = [json.loads(r["EventPattern"]) for r in rules.values() if r.get("EventPattern")]
     sources = sorted(p["source"][0] for p in patterns)
     assert sources == ["aws.codepipeline", "aws.states"]
