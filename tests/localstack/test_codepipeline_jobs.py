@@ -226,3 +226,49 @@ def test_job_listing_shows_each_jobs_status(stack, unique):
     assert [(j["status"], j["continuationToken"]) for j in listed] == [("Succeeded", None), ("Queued", "token-1")]
     assert listed[0]["pipelineExecutionId"] == listed[1]["pipelineExecutionId"] == job["data"]["pipelineContext"]["pipelineExecutionId"]
     assert stack.jobs("no-such-pipeline") == []
+
+
+def test_stop_and_abandon_marks_the_action_abandoned_and_stops_the_run(stack, unique):
+    type_id, pipeline = _setup(stack, unique)
+    cp = stack.client("codepipeline")
+    job = poll_one(stack, type_id)
+    execution_id = job["data"]["pipelineContext"]["pipelineExecutionId"]
+    (build,) = [d for d in cp.list_action_executions(pipelineName=pipeline["name"])["actionExecutionDetails"]
+                if d["stageName"] == "Build"]
+    assert build["status"] == "InProgress" and build["pipelineExecutionId"] == execution_id
+    cp.stop_pipeline_execution(pipelineName=pipeline["name"], pipelineExecutionId=execution_id,
+                               abandon=True, reason="wrong branch")
+    execution = cp.get_pipeline_execution(pipelineName=pipeline["name"], pipelineExecutionId=execution_id)
+    assert execution["pipelineExecution"]["status"] == "Stopped"
+    filtered = cp.list_action_executions(pipelineName=pipeline["name"], filter={"pipelineExecutionId": execution_id})
+    assert {d["actionName"]: d["status"] for d in filtered["actionExecutionDetails"]} == {"Source": "Succeeded", "EC2Build": "Abandoned"}
+    with pytest.raises(ClientError) as err:
+        cp.stop_pipeline_execution(pipelineName=pipeline["name"], pipelineExecutionId=execution_id, abandon=True)
+    assert err.value.response["Error"]["Code"] == "PipelineExecutionNotStoppableException"
+
+
+def test_stop_and_wait_lets_the_action_finish_then_stops(stack, unique):
+    type_id, pipeline = _setup(stack, unique)
+    cp = stack.client("codepipeline")
+    job = poll_one(stack, type_id)
+    execution_id = job["data"]["pipelineContext"]["pipelineExecutionId"]
+    cp.stop_pipeline_execution(pipelineName=pipeline["name"], pipelineExecutionId=execution_id, abandon=False)
+    status = lambda: cp.get_pipeline_execution(pipelineName=pipeline["name"], pipelineExecutionId=execution_id)["pipelineExecution"]["status"]  # noqa: E731
+    assert status() == "Stopping"
+    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+    cp.put_job_success_result(jobId=job["id"])
+    assert status() == "Stopped"
+    (build,) = [d for d in cp.list_action_executions(pipelineName=pipeline["name"])["actionExecutionDetails"]
+                if d["stageName"] == "Build"]
+    assert build["status"] == "Succeeded"
+
+
+def test_list_action_executions_pages_most_recent_first(stack, unique):
+    type_id, pipeline = _setup(stack, unique)
+    poll_one(stack, type_id)
+    cp = stack.client("codepipeline")
+    first = cp.list_action_executions(pipelineName=pipeline["name"], maxResults=1)
+    assert len(first["actionExecutionDetails"]) == 1 and first["nextToken"]
+    second = cp.list_action_executions(pipelineName=pipeline["name"], maxResults=1, nextToken=first["nextToken"])
+    assert second["actionExecutionDetails"][0]["actionExecutionId"] != first["actionExecutionDetails"][0]["actionExecutionId"]
+    assert "nextToken" not in second

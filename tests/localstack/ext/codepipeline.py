@@ -81,6 +81,7 @@ class ActionRun:
         self.action = action
         self.name = action["name"]
         self.action_execution_id = str(uuid.uuid4())
+        self.start_time = _now()
         self.status = "InProgress"
         self.summary: str | None = None
         self.external_execution_id: str | None = None
@@ -178,6 +179,11 @@ class JobState:
         self._advance(run)
 
     def _advance(self, run: PipelineRun) -> None:
+        if run.execution.status == "Stopping":
+            # "Stop and wait": the run ends once its in-progress actions have.
+            if not any(a.status == "InProgress" for a in run.actions.values()):
+                self._finish_run(run, "Stopped", run.execution.status_summary)
+            return
         stages = run.definition["stages"]
         while run.execution.status == "InProgress":
             if run.stage_index >= len(stages):
@@ -464,6 +470,54 @@ class JobState:
         self._advance(ar.run)
 
 
+    # ----------------------------------------------------------------- stopping runs
+    def stop_run(self, run: PipelineRun, abandon: bool, reason: str) -> None:
+        """StopPipelineExecution: "stop and abandon" marks the in-progress actions Abandoned and
+        stops the run at once (their jobs stay as they are: a worker is told nothing); "stop and
+        wait" lets them finish and stops the run after them."""
+        if run.execution.status == "Stopping" and not abandon:
+            raise _Err("DuplicatedStopRequestException", f"Execution {run.execution_id} is already stopping")
+        if run.execution.status not in ("InProgress", "Stopping"):
+            raise _Err("PipelineExecutionNotStoppableException",
+                       f"Execution {run.execution_id} is {run.execution.status} and cannot be stopped")
+        run.execution.status_summary = reason or None
+        if abandon:
+            for ar in run.actions.values():
+                if ar.status == "InProgress":
+                    ar.status = "Abandoned"
+                    ar.last_status_change = _now()
+                    run.stage_status[ar.stage] = "Stopped"
+            self._finish_run(run, "Stopped", reason or None)
+            return
+        run.execution.status = "Stopping"
+        self._advance(run)
+
+    def action_executions(self, pipeline: Any, execution_id: str | None) -> list[dict[str, Any]]:
+        """ListActionExecutions' details, most recent first."""
+        out = []
+        for run in self.runs.values():
+            if run.pipeline is not pipeline or (execution_id and run.execution_id != execution_id):
+                continue
+            for ar in run.actions.values():
+                detail: dict[str, Any] = {
+                    "pipelineExecutionId": run.execution_id,
+                    "actionExecutionId": ar.action_execution_id,
+                    "pipelineVersion": run.definition.get("version", 1),
+                    "stageName": ar.stage,
+                    "actionName": ar.name,
+                    "startTime": ar.start_time,
+                    "lastUpdateTime": ar.last_status_change,
+                    "status": ar.status,
+                    "input": {"actionTypeId": ar.type_id, "configuration": ar.action.get("configuration") or {}},
+                    "output": {"executionResult": {k: v for k, v in (
+                        ("externalExecutionId", ar.external_execution_id),
+                        ("externalExecutionSummary", ar.summary),
+                        ("externalExecutionUrl", ar.external_execution_url)) if v is not None}},
+                }
+                out.append(detail)
+        return sorted(out, key=lambda d: d["startTime"], reverse=True)
+
+
 STATES: dict[tuple[str, str], JobState] = {}
 
 
@@ -649,8 +703,66 @@ def get_pipeline_state(self: CodePipelineResponse) -> str:
         )
 
 
+def _pipeline(self: CodePipelineResponse, name: str | None) -> Any:
+    backend = self.codepipeline_backend
+    pipeline = backend.pipelines.get(name)
+    if pipeline is None:
+        raise _Err("PipelineNotFoundException", f"Account '{backend.account_id}' does not have a pipeline with name '{name}'")
+    return pipeline
+
+
+def _run(self: CodePipelineResponse, pipeline: Any, execution_id: str | None) -> PipelineRun:
+    run = _st(self).runs.get(execution_id or "")
+    if run is None or run.pipeline is not pipeline:
+        raise _Err("PipelineExecutionNotFoundException", f"Pipeline execution {execution_id} not found")
+    return run
+
+
+def stop_pipeline_execution(self: CodePipelineResponse) -> str:
+    params = json.loads(self.body or "{}")
+    with LOCK:
+        pipeline = _pipeline(self, params.get("pipelineName"))
+        run = _run(self, pipeline, params.get("pipelineExecutionId"))
+        _st(self).stop_run(run, bool(params.get("abandon")), params.get("reason") or "")
+        return json.dumps({"pipelineExecutionId": run.execution_id})
+
+
+def get_pipeline_execution(self: CodePipelineResponse) -> str:
+    params = json.loads(self.body or "{}")
+    with LOCK:
+        pipeline = _pipeline(self, params.get("pipelineName"))
+        run = _run(self, pipeline, params.get("pipelineExecutionId"))
+        execution: dict[str, Any] = {
+            "pipelineName": run.name,
+            "pipelineVersion": run.definition.get("version", 1),
+            "pipelineExecutionId": run.execution_id,
+            "status": run.execution.status,
+            "artifactRevisions": [],
+        }
+        if getattr(run.execution, "status_summary", None):
+            execution["statusSummary"] = run.execution.status_summary
+        return json.dumps({"pipelineExecution": execution})
+
+
+def list_action_executions(self: CodePipelineResponse) -> str:
+    params = json.loads(self.body or "{}")
+    with LOCK:
+        pipeline = _pipeline(self, params.get("pipelineName"))
+        execution_id = (params.get("filter") or {}).get("pipelineExecutionId")
+        details = _st(self).action_executions(pipeline, execution_id)
+    start = int(params.get("nextToken") or 0)
+    size = int(params.get("maxResults") or 100)
+    out: dict[str, Any] = {"actionExecutionDetails": details[start:start + size]}
+    if start + size < len(details):
+        out["nextToken"] = str(start + size)
+    return json.dumps(out)
+
+
 def apply() -> None:
     for fn in (
+        stop_pipeline_execution,
+        get_pipeline_execution,
+        list_action_executions,
         create_custom_action_type,
         delete_custom_action_type,
         list_action_types,
