@@ -122,7 +122,7 @@ def test_execution_stopped_mid_build_terminates_the_instance_and_fails_the_job(e
     e2e.sfn.stop_execution(executionArn=d["executionArn"], error="Stopped", cause="stopped by the e2e test")
     action = finish(e2e, p, "Failed")
     message = action["errorDetails"]["message"]
-    assert "the build execution was stopped (aborted); its instance is released" in message, message
+    assert "the build execution was stopped (aborted) (Stopped): stopped by the e2e test. Its instance is released" in message, message
     assert e2e.sfn.describe_execution(executionArn=d["executionArn"])["status"] == "ABORTED"
     # The state machine's own release never ran: the completion function terminated the instance.
     released = [i.result for i in e2e.dep.completion.invocations if i.result and instance_id in i.result.get("released", [])]

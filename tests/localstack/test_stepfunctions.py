@@ -200,3 +200,17 @@ def test_send_task_failure_keeps_the_cause(stack, unique):
     done = _finished(stack, run["executionArn"], timeout=30)
     assert done["status"] == "FAILED" and done["error"] == "BuildFailed", done
     assert json.loads(done["cause"]) == {"Step": "build", "ExitCode": 2}
+
+
+def test_stop_execution_keeps_error_and_cause_and_a_second_stop_changes_nothing(stack, unique):
+    arn = _machine(stack, f"stop-{unique}", {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 60, "End": True}}})
+    sfn = stack.client("stepfunctions")
+    run = sfn.start_execution(stateMachineArn=arn, input="{}")
+    sfn.stop_execution(executionArn=run["executionArn"], error="InstanceLost", cause="i-1 is Terminated")
+    done = _finished(stack, run["executionArn"])
+    assert (done["status"], done["error"], done["cause"]) == ("ABORTED", "InstanceLost", "i-1 is Terminated")
+    sfn.stop_execution(executionArn=run["executionArn"], error="Other", cause="later")
+    again = sfn.describe_execution(executionArn=run["executionArn"])
+    assert (again["status"], again["error"]) == ("ABORTED", "InstanceLost")
+    running = sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]
+    assert running == []

@@ -114,10 +114,23 @@ pub fn for_execution(
             format!("the build execution timed out; its instance is released. Execution: {link}"),
             Some(arn.clone()),
         )),
-        ExecutionStatus::Aborted => JobReport::Fail(job_failure(
-            format!("the build execution was stopped (aborted); its instance is released. Execution: {link}"),
-            Some(arn.clone()),
-        )),
+        ExecutionStatus::Aborted => {
+            // StopExecution's error and cause say who stopped the build and why (the keeper
+            // always gives them); DescribeExecution returns them for the aborted execution.
+            let why = match (
+                execution.error.as_deref().filter(|e| !e.is_empty()),
+                execution.cause.as_deref().map(str::trim).filter(|c| !c.is_empty()),
+            ) {
+                (Some(error), Some(cause)) => format!(" ({error}): {cause}"),
+                (None, Some(cause)) => format!(": {cause}"),
+                (Some(error), None) => format!(" ({error})"),
+                (None, None) => String::new(),
+            };
+            JobReport::Fail(job_failure(
+                format!("the build execution was stopped (aborted){why}. Its instance is released. Execution: {link}"),
+                Some(arn.clone()),
+            ))
+        }
     }
 }
 
@@ -521,6 +534,30 @@ mod tests {
             assert!(r.message.contains(word), "{}", r.message);
             assert_eq!(r.external_execution_id.as_deref(), Some(ARN));
         }
+    }
+
+    #[test]
+    fn aborted_execution_names_who_stopped_it_and_why() {
+        let report = for_execution(
+            &execution(
+                ExecutionStatus::Aborted,
+                None,
+                Some("InstanceLost"),
+                Some("i-1 is Terminated (User initiated shutdown)"),
+            ),
+            None,
+            &settings(),
+        );
+        let JobReport::Fail(r) = report else {
+            panic!("{report:?}")
+        };
+        assert!(
+            r.message.starts_with(
+                "EC2 Build: the build execution was stopped (aborted) (InstanceLost): i-1 is Terminated (User initiated shutdown). Its instance is released."
+            ),
+            "{}",
+            r.message
+        );
     }
 
     #[test]

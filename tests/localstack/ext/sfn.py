@@ -104,6 +104,36 @@ def apply() -> None:
 
     StepFunctionResponse.send_task_failure = send_task_failure
 
+    # --- StopExecution's error and cause: moto 5.2.5 drops them -------------------------
+    # AWS keeps them on the execution, and DescribeExecution returns them for the ABORTED
+    # execution (measured against AWS in floci-io/floci#2782).
+    from moto.core.utils import utcnow
+    from moto.stepfunctions import models as sfn_models
+    from moto.stepfunctions.exceptions import ExecutionDoesNotExist
+    from moto.stepfunctions.responses import ActionResult
+
+    def stop_state_machine_execution(self: Any, execution_arn: str, error: str | None = None,
+                                     cause: str | None = None) -> Any:
+        execution = next((x for x in self.executions if x.execution_arn == execution_arn), None)
+        if not execution:
+            raise ExecutionDoesNotExist("Execution Does Not Exist: '" + execution_arn + "'")
+        if str(getattr(execution, "exec_status", getattr(execution, "status", ""))).endswith("RUNNING"):
+            execution.error, execution.cause = error, cause
+        execution.stop(stop_date=utcnow(), error=error or "", cause=cause or "")
+        return execution
+
+    sfn_models.StateMachine.stop_execution = stop_state_machine_execution
+
+    def stop_execution(self: Any) -> Any:
+        arn = self._get_param("executionArn")
+        backend = self.stepfunction_backend
+        backend._validate_execution_arn(arn)
+        execution = backend._get_state_machine_for_execution(arn).stop_execution(
+            arn, error=self._get_param("error"), cause=self._get_param("cause"))
+        return ActionResult({"stopDate": execution.stop_date})
+
+    StepFunctionResponse.stop_execution = stop_execution
+
     # --- StopExecution during a .waitForTaskToken task ----------------------------------
     # moto 5.2.5: stopping ends the task's wait, the task fails (States.Timeout) and
     # Environment.set_error overwrites the stopped state, so the execution ends FAILED instead
