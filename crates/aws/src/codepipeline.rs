@@ -248,21 +248,22 @@ impl CodePipeline for CodePipelineJobs {
         let mut found = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| service_error(SERVICE, "ListActionExecutions", e))?;
-            found.extend(
-                page.action_execution_details()
-                    .iter()
-                    .map(|d| ActionExecution {
-                        pipeline_execution_id: d
-                            .pipeline_execution_id()
-                            .unwrap_or_default()
-                            .to_string(),
-                        stage: d.stage_name().unwrap_or_default().to_string(),
-                        action: d.action_name().unwrap_or_default().to_string(),
-                        status: ActionStatus::parse(
-                            d.status().map(|s| s.as_str()).unwrap_or_default(),
-                        ),
-                    }),
-            );
+            found.extend(page.action_execution_details().iter().map(|d| {
+                ActionExecution {
+                    pipeline_execution_id: d
+                        .pipeline_execution_id()
+                        .unwrap_or_default()
+                        .to_string(),
+                    stage: d.stage_name().unwrap_or_default().to_string(),
+                    action: d.action_name().unwrap_or_default().to_string(),
+                    status: ActionStatus::parse(d.status().map(|s| s.as_str()).unwrap_or_default()),
+                    external_execution_id: d
+                        .output()
+                        .and_then(|o| o.execution_result())
+                        .and_then(|r| r.external_execution_id())
+                        .map(str::to_string),
+                }
+            }));
             // Without a filter only the most recent page is wanted: one call per pipeline.
             if pipeline_execution_id.is_none() {
                 break;

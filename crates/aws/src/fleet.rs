@@ -80,7 +80,7 @@ fn build_instance(instance: &Instance) -> BuildInstance {
             .or(instance.state_transition_reason())
             .filter(|m| !m.is_empty())
             .map(str::to_string),
-        launched_at: instance.launch_time().map_or(0, |t| t.secs().max(0) as u64),
+        launched_at: instance.launch_time().map(|t| t.secs().max(0) as u64),
         tags: BuildTags {
             execution_arn: tag(EXECUTION_TAG),
             pipeline: tag("ec2-build:pipeline"),

@@ -444,3 +444,200 @@ fn state_change(
         )
         .build()
 }
+
+#[tokio::test]
+async fn running_executions_lists_every_page_of_running_ones() {
+    use aws_sdk_sfn::operation::list_executions::ListExecutionsOutput;
+    use aws_sdk_sfn::types::ExecutionListItem;
+    let item = |name: &str| {
+        ExecutionListItem::builder()
+            .execution_arn(format!("{EXEC}-{name}"))
+            .state_machine_arn(SM)
+            .name(name)
+            .status(aws_sdk_sfn::types::ExecutionStatus::Running)
+            .start_date(DateTime::from_secs(1))
+            .build()
+            .unwrap()
+    };
+    let running = |r: &aws_sdk_sfn::operation::list_executions::ListExecutionsInput| {
+        r.status_filter() == Some(&aws_sdk_sfn::types::ExecutionStatus::Running)
+            && r.state_machine_arn() == Some(SM)
+    };
+    let first = mock!(aws_sdk_sfn::Client::list_executions)
+        .match_requests(move |r| running(r) && r.next_token().is_none())
+        .then_output(move || {
+            ListExecutionsOutput::builder()
+                .executions(item("a"))
+                .next_token("page-2")
+                .build()
+                .unwrap()
+        });
+    let second = mock!(aws_sdk_sfn::Client::list_executions)
+        .match_requests(move |r| running(r) && r.next_token() == Some("page-2"))
+        .then_output(move || {
+            ListExecutionsOutput::builder()
+                .executions(item("b"))
+                .build()
+                .unwrap()
+        });
+    let client = mock_client!(aws_sdk_sfn, RuleMode::Sequential, [&first, &second]);
+    let steps = StepFunctionsExecutions::new(client, SM);
+    assert_eq!(
+        steps.running_executions().await.unwrap(),
+        vec![format!("{EXEC}-a"), format!("{EXEC}-b")]
+    );
+}
+
+#[tokio::test]
+async fn stop_execution_sends_error_and_cause_and_maps_a_missing_execution() {
+    use aws_sdk_sfn::operation::stop_execution::{StopExecutionError, StopExecutionOutput};
+    let stop = mock!(aws_sdk_sfn::Client::stop_execution)
+        .match_requests(|r| {
+            r.execution_arn() == Some(EXEC)
+                && r.error() == Some("InstanceLost")
+                && r.cause() == Some("i-1 is Terminated")
+        })
+        .then_output(|| {
+            StopExecutionOutput::builder()
+                .stop_date(DateTime::from_secs(5))
+                .build()
+                .unwrap()
+        });
+    let missing = mock!(aws_sdk_sfn::Client::stop_execution).then_error(|| {
+        StopExecutionError::ExecutionDoesNotExist(
+            aws_sdk_sfn::types::error::ExecutionDoesNotExist::builder().build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_sfn, RuleMode::Sequential, [&stop, &missing]);
+    let steps = StepFunctionsExecutions::new(client, SM);
+    steps
+        .stop_execution(EXEC, "InstanceLost", "i-1 is Terminated")
+        .await
+        .unwrap();
+    assert_eq!(
+        steps.stop_execution(EXEC, "X", "y").await.unwrap_err(),
+        ServiceError::ExecutionNotFound(EXEC.into())
+    );
+}
+
+#[tokio::test]
+async fn action_executions_reads_one_page_per_pipeline_and_every_page_per_execution() {
+    use aws_sdk_codepipeline::operation::list_action_executions::ListActionExecutionsOutput;
+    use ec2_build_core::model::ActionStatus;
+    let detail = |id: &str, status: cp::ActionExecutionStatus| {
+        cp::ActionExecutionDetail::builder()
+            .pipeline_execution_id(id)
+            .stage_name("Build")
+            .action_name("Compile")
+            .status(status)
+            .output(
+                cp::ActionExecutionOutput::builder()
+                    .execution_result(
+                        cp::ActionExecutionResult::builder()
+                            .external_execution_id(EXEC)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    };
+    let recent = mock!(aws_sdk_codepipeline::Client::list_action_executions)
+        .match_requests(|r| r.pipeline_name() == Some("app") && r.filter().is_none())
+        .then_output(move || {
+            ListActionExecutionsOutput::builder()
+                .action_execution_details(detail("pe-2", cp::ActionExecutionStatus::Abandoned))
+                .next_token("more")
+                .build()
+        });
+    let filtered_1 = mock!(aws_sdk_codepipeline::Client::list_action_executions)
+        .match_requests(|r| {
+            r.filter().and_then(|f| f.pipeline_execution_id()) == Some("pe-1")
+                && r.next_token().is_none()
+        })
+        .then_output(move || {
+            ListActionExecutionsOutput::builder()
+                .action_execution_details(detail("pe-1", cp::ActionExecutionStatus::Failed))
+                .next_token("p2")
+                .build()
+        });
+    let filtered_2 = mock!(aws_sdk_codepipeline::Client::list_action_executions)
+        .match_requests(|r| r.next_token() == Some("p2"))
+        .then_output(move || {
+            ListActionExecutionsOutput::builder()
+                .action_execution_details(detail("pe-1", cp::ActionExecutionStatus::InProgress))
+                .build()
+        });
+    let client = mock_client!(
+        aws_sdk_codepipeline,
+        RuleMode::Sequential,
+        [&recent, &filtered_1, &filtered_2]
+    );
+    let jobs = CodePipelineJobs::new(client, &action_type()).unwrap();
+    let page = jobs.action_executions("app", None).await.unwrap();
+    assert_eq!(page.len(), 1, "one page only without a filter");
+    assert_eq!(page[0].status, ActionStatus::Abandoned);
+    assert_eq!(page[0].external_execution_id.as_deref(), Some(EXEC));
+    let all = jobs.action_executions("app", Some("pe-1")).await.unwrap();
+    let statuses: Vec<_> = all.iter().map(|a| a.status.clone()).collect();
+    assert_eq!(
+        statuses,
+        vec![ActionStatus::Failed, ActionStatus::InProgress]
+    );
+}
+
+#[tokio::test]
+async fn build_instances_asks_for_the_stack_tag_and_reads_the_build_tags() {
+    use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+    use aws_sdk_ec2::types::{Instance, InstanceState, Reservation, StateReason, Tag};
+    use ec2_build_core::model::InstanceState as State;
+    use ec2_build_core::ports::Fleet;
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+    let rule = mock!(aws_sdk_ec2::Client::describe_instances)
+        .match_requests(|r| {
+            r.filters()
+                .iter()
+                .any(|f| f.name() == Some("tag:ec2-build:stack") && f.values() == ["my-stack"])
+        })
+        .then_output(move || {
+            DescribeInstancesOutput::builder()
+                .reservations(
+                    Reservation::builder()
+                        .instances(
+                            Instance::builder()
+                                .instance_id("i-1")
+                                .state(
+                                    InstanceState::builder()
+                                        .name(InstanceStateName::Terminated)
+                                        .build(),
+                                )
+                                .state_reason(
+                                    StateReason::builder()
+                                        .message("Client.UserInitiatedShutdown")
+                                        .build(),
+                                )
+                                .launch_time(DateTime::from_secs(1000))
+                                .tags(tag("ec2-build:execution-arn", EXEC))
+                                .tags(tag("ec2-build:pipeline-execution-id", "pe-1"))
+                                .tags(tag("ec2-build:build-seconds", "3900"))
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+    let client = mock_client!(aws_sdk_ec2, [&rule]);
+    let fleet = ec2_build_aws::Ec2Fleet::new(client, "my-stack");
+    let instances = fleet.build_instances().await.unwrap();
+    assert_eq!(instances.len(), 1);
+    let instance = &instances[0];
+    assert_eq!(instance.state, State::Terminated);
+    assert_eq!(
+        instance.state_reason.as_deref(),
+        Some("Client.UserInitiatedShutdown")
+    );
+    assert_eq!(instance.launched_at, Some(1000));
+    assert_eq!(instance.tags.execution_arn.as_deref(), Some(EXEC));
+    assert_eq!(instance.tags.pipeline_execution_id.as_deref(), Some("pe-1"));
+    assert_eq!(instance.tags.build_seconds, Some(3900));
+    assert_eq!(instance.tags.stage, None);
+}

@@ -75,13 +75,18 @@ pub fn for_execution(
             })
         }
         ExecutionStatus::Succeeded => {
-            let outcome = execution.output.as_deref().and_then(|o| serde_json::from_str::<ExecutionOutput>(o).ok());
+            let outcome = execution
+                .output
+                .as_deref()
+                .and_then(|o| serde_json::from_str::<ExecutionOutput>(o).ok());
             match outcome {
-                Some(out) if out.status.eq_ignore_ascii_case("FAILED") => JobReport::Fail(FailureReport {
-                    kind: FailureKind::JobFailed,
-                    message: failure_message(&out.details, &link),
-                    external_execution_id: Some(arn.clone()),
-                }),
+                Some(out) if out.status.eq_ignore_ascii_case("FAILED") => {
+                    JobReport::Fail(FailureReport {
+                        kind: FailureKind::JobFailed,
+                        message: failure_message(&out.details, &link),
+                        external_execution_id: Some(arn.clone()),
+                    })
+                }
                 Some(out) => JobReport::Succeed(success_report(&out, execution, &link)),
                 None => JobReport::Succeed(SuccessReport {
                     summary: truncate_end(&format!("Build succeeded. {link}"), MAX_SUMMARY_LEN),
@@ -103,7 +108,10 @@ pub fn for_execution(
                     cause: execution.cause.clone().map(serde_json::Value::String),
                     ..FailureCause::default()
                 });
-            let failure = FailureCause { error: failure.error.clone().or_else(|| execution.error.clone()), ..failure };
+            let failure = FailureCause {
+                error: failure.error.clone().or_else(|| execution.error.clone()),
+                ..failure
+            };
             JobReport::Fail(FailureReport {
                 kind: FailureKind::JobFailed,
                 message: failure_message(&failure, &link),
@@ -119,7 +127,11 @@ pub fn for_execution(
             // always gives them); DescribeExecution returns them for the aborted execution.
             let why = match (
                 execution.error.as_deref().filter(|e| !e.is_empty()),
-                execution.cause.as_deref().map(str::trim).filter(|c| !c.is_empty()),
+                execution
+                    .cause
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty()),
             ) {
                 (Some(error), Some(cause)) => format!(" ({error}): {cause}"),
                 (None, Some(cause)) => format!(": {cause}"),

@@ -17,21 +17,31 @@ fn fakes_with_build(status: ExecutionStatus) -> Fakes {
     fakes
 }
 
-/// What ListActionExecutions reports for the fixtures' action (`app` / `pe-1` / `Build` /
-/// `Compile`).
-fn set_action(fakes: &Fakes, status: ActionStatus) {
-    let action = ActionExecution {
+/// An action execution of the fixtures' action (`app` / `pe-1` / `Build` / `Compile`) that runs
+/// the build of `job`.
+fn attempt(fakes: &Fakes, job: &str, status: ActionStatus) -> ActionExecution {
+    ActionExecution {
         pipeline_execution_id: "pe-1".into(),
         stage: "Build".into(),
         action: "Compile".into(),
         status,
-    };
+        external_execution_id: Some(fakes.steps.arn(job)),
+    }
+}
+
+/// What ListActionExecutions reports for the fixtures' pipeline.
+fn set_actions(fakes: &Fakes, actions: Vec<ActionExecution>) {
     fakes
         .pipeline
         .action_executions
         .lock()
         .unwrap()
-        .insert("app".into(), vec![action]);
+        .insert("app".into(), actions);
+}
+
+/// The action execution of job-1's build has `status`.
+fn set_action(fakes: &Fakes, status: ActionStatus) {
+    set_actions(fakes, vec![attempt(fakes, "job-1", status)]);
 }
 
 async fn run(fakes: &Fakes, now: u64) -> KeeperReport {
@@ -194,12 +204,54 @@ async fn a_failed_listing_decides_nothing() {
 }
 
 #[tokio::test]
-async fn two_keepers_at_once_do_no_harm() {
+async fn a_second_run_repeats_nothing() {
+    // Two keepers at once see the same state; what the second does after the first is what a
+    // concurrent one would do at worst: terminate or stop again, which changes nothing.
     let fakes = fakes_with_build(ExecutionStatus::Aborted);
-    let (a, b) = tokio::join!(run(&fakes, SOON), run(&fakes, SOON));
-    let terminated = a.terminated_orphans.len() + b.terminated_orphans.len();
-    assert_eq!(terminated, 1, "{a:?} {b:?}");
-    assert!(a.failures.is_empty() && b.failures.is_empty());
+    let first = run(&fakes, SOON).await;
+    let second = run(&fakes, SOON).await;
+    assert_eq!(first.terminated_orphans, vec!["i-1"]);
+    assert!(second.terminated_orphans.is_empty(), "{second:?}");
+    assert!(first.failures.is_empty() && second.failures.is_empty());
+}
+
+#[tokio::test]
+async fn a_retried_stage_is_told_apart_by_the_build_it_runs() {
+    // The stage failed once (job-0's build) and was retried (job-1's build, running): both
+    // attempts share the pipeline execution, stage and action.
+    let fakes = fakes_with_build(ExecutionStatus::Running);
+    set_actions(
+        &fakes,
+        vec![
+            attempt(&fakes, "job-1", ActionStatus::InProgress),
+            attempt(&fakes, "job-0", ActionStatus::Failed),
+        ],
+    );
+    let report = run(&fakes, SOON).await;
+    assert!(report.stopped_not_in_progress.is_empty(), "{report:?}");
+    assert!(fakes.steps.stops.lock().unwrap().is_empty());
+
+    // The other way round: job-1's attempt was abandoned and the retry runs job-2's build.
+    let fakes = fakes_with_build(ExecutionStatus::Running);
+    set_actions(
+        &fakes,
+        vec![
+            attempt(&fakes, "job-2", ActionStatus::InProgress),
+            attempt(&fakes, "job-1", ActionStatus::Abandoned),
+        ],
+    );
+    let report = run(&fakes, SOON).await;
+    assert_eq!(
+        report.stopped_not_in_progress,
+        vec![fakes.steps.arn("job-1")]
+    );
+}
+
+#[tokio::test]
+async fn an_instance_without_a_launch_time_is_never_overdue() {
+    let fakes = fakes_with_build(ExecutionStatus::Running);
+    fakes.instances.fleet.lock().unwrap()[0].launched_at = None;
+    assert!(run(&fakes, 1_000_000).await.terminated_overdue.is_empty());
 }
 
 #[tokio::test]

@@ -65,8 +65,8 @@ pub struct BuildInstance {
     pub state: InstanceState,
     /// EC2's `StateReason.Message` (why it stopped or terminated), when there is one.
     pub state_reason: Option<String>,
-    /// Launch time, seconds since the epoch.
-    pub launched_at: u64,
+    /// Launch time, seconds since the epoch (unknown: never counted as overdue).
+    pub launched_at: Option<u64>,
     pub tags: BuildTags,
 }
 
@@ -92,6 +92,11 @@ impl ActionStatus {
         }
     }
 
+    /// CodePipeline is done with the action: no one waits for a build of it any more.
+    pub fn is_over(&self) -> bool {
+        matches!(self, Self::Abandoned | Self::Succeeded | Self::Failed)
+    }
+
     pub fn as_str(&self) -> &str {
         match self {
             Self::InProgress => "InProgress",
@@ -110,4 +115,8 @@ pub struct ActionExecution {
     pub stage: String,
     pub action: String,
     pub status: ActionStatus,
+    /// `output.executionResult.externalExecutionId`: for our action, the execution ARN the job
+    /// handler reported. A retried stage keeps the pipeline execution id, so this is what tells
+    /// the attempts apart.
+    pub external_execution_id: Option<String>,
 }

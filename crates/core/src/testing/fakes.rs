@@ -456,7 +456,7 @@ impl InstancesFake {
                 id: id.to_string(),
                 state: InstanceState::Running,
                 state_reason: None,
-                launched_at: 0,
+                launched_at: Some(0),
                 tags: build_tags(execution_arn),
             });
         }

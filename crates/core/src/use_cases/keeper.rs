@@ -10,7 +10,7 @@ use crate::model::{ActionExecution, ActionStatus, BuildInstance, ExecutionStatus
 use crate::ports::{CodePipeline, Fleet, StepFunctions};
 use crate::progress::{self, Stage};
 use crate::settings::KeeperSettings;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -144,7 +144,7 @@ impl<P: CodePipeline, S: StepFunctions, F: Fleet> Keeper<P, S, F> {
                 continue;
             }
             if !self.in_time(deadline, report) {
-                return;
+                break;
             }
             let started = Instant::now();
             let ended = match self.steps.describe_execution(arn).await {
@@ -168,11 +168,11 @@ impl<P: CodePipeline, S: StepFunctions, F: Fleet> Keeper<P, S, F> {
     }
 
     fn is_overdue(&self, instance: &BuildInstance, now: u64) -> bool {
-        match instance.tags.build_seconds {
-            Some(build) => {
-                now.saturating_sub(instance.launched_at) > build + self.settings.grace_seconds
+        match (instance.tags.build_seconds, instance.launched_at) {
+            (Some(build), Some(launched)) => {
+                now.saturating_sub(launched) > build + self.settings.grace_seconds
             }
-            None => false,
+            _ => false,
         }
     }
 
@@ -268,7 +268,7 @@ impl<P: CodePipeline, S: StepFunctions, F: Fleet> Keeper<P, S, F> {
             }
             let started = Instant::now();
             let mut known = match self.pipeline.action_executions(pipeline, None).await {
-                Ok(list) => index(list),
+                Ok(list) => list,
                 Err(e) => {
                     report
                         .failures
@@ -278,13 +278,13 @@ impl<P: CodePipeline, S: StepFunctions, F: Fleet> Keeper<P, S, F> {
             };
             let mut fetched = HashSet::new();
             for (arn, key) in builds {
-                if !known.contains_key(&key) && fetched.insert(key.0.clone()) {
+                if find_build(&known, arn, &key).is_none() && fetched.insert(key.0.clone()) {
                     match self
                         .pipeline
                         .action_executions(pipeline, Some(&key.0))
                         .await
                     {
-                        Ok(list) => known.extend(index(list)),
+                        Ok(list) => known.extend(list),
                         Err(e) => {
                             report
                                 .failures
@@ -293,9 +293,8 @@ impl<P: CodePipeline, S: StepFunctions, F: Fleet> Keeper<P, S, F> {
                         }
                     }
                 }
-                match known.get(&key) {
-                    Some(ActionStatus::InProgress) => {}
-                    Some(status) => {
+                match find_build(&known, arn, &key) {
+                    Some(status) if status.is_over() => {
                         let cause = format!(
                             "CodePipeline reports action {} of stage {} in pipeline execution {} of {pipeline} as {}: the pipeline was stopped and the action abandoned, or it ended without this build. The keeper stopped the build.",
                             key.2,
@@ -307,9 +306,16 @@ impl<P: CodePipeline, S: StepFunctions, F: Fleet> Keeper<P, S, F> {
                             report.stopped_not_in_progress.push(arn.to_string());
                         }
                     }
+                    Some(ActionStatus::InProgress) => {}
+                    Some(other) => report.failures.push(format!(
+                        "action {} of stage {} in pipeline execution {} of {pipeline} has status {}, which the keeper does not act on",
+                        key.2,
+                        key.1,
+                        key.0,
+                        other.as_str()
+                    )),
                     None => report.failures.push(format!(
-                        "action {} of stage {} not found in pipeline execution {} of {pipeline}",
-                        key.2, key.1, key.0
+                        "no action execution of {pipeline} reports build {arn}"
                     )),
                 }
             }
@@ -356,10 +362,29 @@ fn action_key(instance: &BuildInstance) -> Option<(&str, ActionKey)> {
     ))
 }
 
-fn index(list: Vec<ActionExecution>) -> HashMap<ActionKey, ActionStatus> {
-    list.into_iter()
-        .map(|a| ((a.pipeline_execution_id, a.stage, a.action), a.status))
-        .collect()
+/// The status of the action execution that runs build `arn`: the one reporting the ARN as its
+/// external execution id. A retried stage keeps the pipeline execution id, so the same (pipeline
+/// execution, stage, action) can hold an earlier attempt that failed beside the one in progress;
+/// only the ARN tells which is this build's. When no record names the ARN yet (the start answer
+/// is not recorded), an attempt in progress for the action keeps the build; nothing else decides.
+fn find_build<'a>(
+    known: &'a [ActionExecution],
+    arn: &str,
+    key: &ActionKey,
+) -> Option<&'a ActionStatus> {
+    let same_action = |a: &&ActionExecution| {
+        a.pipeline_execution_id == key.0 && a.stage == key.1 && a.action == key.2
+    };
+    known
+        .iter()
+        .find(|a| a.external_execution_id.as_deref() == Some(arn))
+        .or_else(|| {
+            known
+                .iter()
+                .filter(same_action)
+                .find(|a| a.status == ActionStatus::InProgress)
+        })
+        .map(|a| &a.status)
 }
 
 fn group_by_execution(instances: &[BuildInstance]) -> BTreeMap<&str, Vec<&BuildInstance>> {
