@@ -1,4 +1,4 @@
-"""`python -m tests.bench [--quick]`: the product's figures (issue 6), measured in the local stack
+"""`python -m tests.bench [--quick]`: the product's figures, measured in the local stack
 with the real Lambda binaries ($LAMBDA_BIN_DIR, the release build under `make bench`), printed as
 a table and written to BENCHMARKS.md. See the Method section of that file."""
 

@@ -10,11 +10,12 @@ use aws_sdk_codepipeline::types::{
     FailureDetails, FailureType, JobStatus,
 };
 use aws_sdk_codepipeline::Client;
+use ec2_build_core::model::AckStatus;
 use ec2_build_core::model::{
     ActionExecution, ActionStatus, Artifact, ArtifactLocation, FailureKind, FailureReport, Job,
     JobData, PipelineContext, ServiceError, SuccessReport,
 };
-use ec2_build_core::ports::{AckStatus, CodePipeline};
+use ec2_build_core::ports::CodePipeline;
 use ec2_build_core::ActionType;
 
 const SERVICE: &str = "codepipeline";

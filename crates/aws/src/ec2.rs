@@ -112,6 +112,10 @@ async fn terminate_once(client: &Client, ids: Vec<String>) -> Result<Vec<String>
         .collect())
 }
 
+/// EC2's error code for an instance id it does not know. EC2 models no exception types, so the
+/// SDK offers no typed variant to match: the documented code is the only way to tell.
+const INSTANCE_NOT_FOUND: &str = "InvalidInstanceID.NotFound";
+
 fn is_not_found(e: &TerminateError) -> bool {
-    e.code() == Some("InvalidInstanceID.NotFound")
+    e.code() == Some(INSTANCE_NOT_FOUND)
 }

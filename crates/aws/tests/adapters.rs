@@ -17,8 +17,9 @@ use aws_sdk_sfn::operation::start_execution::{StartExecutionError, StartExecutio
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use aws_smithy_types::DateTime;
 use ec2_build_aws::{CodePipelineJobs, Ec2Instances, StepFunctionsExecutions};
+use ec2_build_core::model::AckStatus;
 use ec2_build_core::model::{ExecutionStatus, FailureKind, FailureReport, SuccessReport};
-use ec2_build_core::ports::{AckStatus, CodePipeline, Instances, StepFunctions};
+use ec2_build_core::ports::{CodePipeline, Instances, StepFunctions};
 use ec2_build_core::{ActionType, ServiceError};
 use std::collections::BTreeMap;
 

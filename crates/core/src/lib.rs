@@ -5,9 +5,8 @@
 //! continuation job, and with a finished execution. It talks to AWS only through the small port
 //! traits in [`ports`]; adapters over the SDK live in `ec2-build-aws`.
 //!
-//! Imports run one way (a test in `tests/module_layers.rs` checks it):
-//! [`model`] ← [`ports`], [`settings`] ← [`spec`] ← [`input`], [`progress`] ← [`report`],
-//! [`events`] ← [`use_cases`] ← `testing`.
+//! Imports run one way (`tests/module_layers.rs` checks it): [`model`] ← [`ports`], [`settings`]
+//! ← [`spec`], [`progress`] ← [`input`], [`report`], [`events`] ← [`use_cases`] ← `testing`.
 
 pub mod model;
 

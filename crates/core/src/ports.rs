@@ -2,19 +2,10 @@
 //! implement them in `ec2-build-aws`; tests implement them with fakes (`crate::testing`).
 
 use crate::model::{
-    ActionExecution, BuildInstance, ExecutionDescription, FailureReport, Job, ServiceError,
-    SuccessReport,
+    AckStatus, ActionExecution, BuildInstance, ExecutionDescription, FailureReport, Job,
+    ServiceError, SuccessReport,
 };
 use async_trait::async_trait;
-
-/// What AcknowledgeJob answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AckStatus {
-    /// The job is ours to work on.
-    InProgress,
-    /// Any other status (for example `Succeeded` when another worker already finished it).
-    Other(String),
-}
 
 /// The CodePipeline job worker API.
 #[async_trait]

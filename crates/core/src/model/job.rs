@@ -49,3 +49,12 @@ pub struct PipelineContext {
     pub action_name: String,
     pub pipeline_execution_id: String,
 }
+
+/// What AcknowledgeJob answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckStatus {
+    /// The job is ours to work on.
+    InProgress,
+    /// Any other status (for example `Succeeded` when another worker already finished it).
+    Other(String),
+}

@@ -12,7 +12,7 @@ pub mod trigger;
 pub use error::{ConfigError, EventError, JobDataError, ServiceError, SettingsError};
 pub use execution::{ExecutionDescription, ExecutionEnded, ExecutionStatus};
 pub use fleet::{ActionExecution, ActionStatus, BuildInstance, BuildTags, InstanceState};
-pub use job::{Artifact, ArtifactLocation, Job, JobData, PipelineContext};
+pub use job::{AckStatus, Artifact, ArtifactLocation, Job, JobData, PipelineContext};
 pub use outcome::{JobOutcome, SkipReason, SweepScope};
 pub use report::{FailureKind, FailureReport, JobReport, SuccessReport};
 pub use trigger::{CompletionTrigger, PollerTrigger};

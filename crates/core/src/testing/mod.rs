@@ -1,12 +1,11 @@
-//! Test support for this crate and the Lambda crates: fakes of the ports ([`fakes`]) and
+//! Test support for this crate and the Lambda crates: fakes of the ports ([`fakes`], [`fleet`]) and
 //! fixtures (settings, jobs, and the use cases built over fakes).
 
 pub mod fakes;
+pub mod fleet;
 
-pub use fakes::{
-    build_tags, Answer, FakeInstances, FakePipeline, FakeSteps, InstancesFake, PipelineFake,
-    StepsFake,
-};
+pub use fakes::{Answer, FakePipeline, FakeSteps, PipelineFake, StepsFake};
+pub use fleet::{build_tags, FakeInstances, InstancesFake};
 
 use crate::model::{Job, JobData};
 use crate::settings::{KeeperSettings, Settings};

@@ -2,11 +2,12 @@
 //! completion function run the same code, so it does not matter which of them receives a job.
 
 use crate::input::ExecutionInput;
+use crate::model::AckStatus;
 use crate::model::{
     ExecutionDescription, ExecutionStatus, Job, JobOutcome, JobReport, ServiceError, SkipReason,
     SuccessReport,
 };
-use crate::ports::{AckStatus, CodePipeline, StepFunctions};
+use crate::ports::{CodePipeline, StepFunctions};
 use crate::report::{self, configuration_failure, job_failure};
 use crate::settings::Settings;
 use crate::spec::BuildSpec;

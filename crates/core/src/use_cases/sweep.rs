@@ -27,7 +27,7 @@ pub struct SweepSummary {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SweepError {
     /// The first PollForJobs failed: no job was taken, the next sweep catches up.
-    #[error("PollForJobs failed: {0}")]
+    #[error("no job was taken: {0}")]
     Poll(ServiceError),
 }
 
