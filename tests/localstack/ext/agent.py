@@ -1,12 +1,15 @@
 """The local SSM agent: runs the Linux steps of a Command document on this machine.
 
-One work folder per emulated instance (`<work root>/<instance id>/`); each command step
-runs in `orchestration/<command id>/<step>/` as `bash _script.sh`, in its own process
-group, with:
+One work folder per emulated instance (`<work root>/<instance id>/`); each command step's
+script is written to `orchestration/<command id>/<step>/_script.sh` and run with bash in the
+instance folder (the agent's default working directory: like the real agent, which starts a
+script in its default working directory and not in the orchestration folder,
+agent/plugins/runscript/runscript.go), in its own process group, with:
   * SSM_<Name> environment variables for parameters with `interpolationType: ENV_VAR`;
   * `{{ Name }}` / `{{ ssm:/param }}` references in step inputs replaced textually (the
     agent does that for every parameter; ENV_VAR only adds the variable);
-  * AWS_SSM_INSTANCE_ID / AWS_SSM_REGION_NAME (set by the real agent too), and the AWS
+  * SSM_COMMAND_ID (the real agent sets it for aws:runShellScript and aws:runPowerShellScript
+    since 3.0.284.0), AWS_SSM_INSTANCE_ID / AWS_SSM_REGION_NAME (set by the real agent too), and the AWS
     CLI of the project venv pointed at the emulator (AWS_ENDPOINT_URL, dummy credentials);
   * the step's `timeoutSeconds` (default 3600) -> TimedOut; CancelCommand -> Cancelled;
     terminating the instance kills the script.
@@ -173,7 +176,7 @@ class Invocation:
         with open(script_path, "w") as f:
             f.write(script)
         cwd = inputs.get("workingDirectory")
-        cwd = self.command.render(str(cwd)) if cwd else step_dir
+        cwd = self.command.render(str(cwd)) if cwd else instance_dir
         if not os.path.isabs(cwd):
             cwd = os.path.join(instance_dir, cwd)
         os.makedirs(cwd, exist_ok=True)
@@ -243,6 +246,7 @@ class Invocation:
             "AWS_REGION": self.command.backend_region,
             "AWS_DEFAULT_REGION": self.command.backend_region,
             "AWS_EC2_METADATA_DISABLED": "true",
+            "SSM_COMMAND_ID": self.command.command_id,
             "AWS_SSM_INSTANCE_ID": self.instance_id,
             "AWS_SSM_REGION_NAME": self.command.backend_region,
         }
