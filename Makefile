@@ -14,7 +14,7 @@ LAMBDA_BIN_DIR := $(CARGO_TARGET_DIR)/debug
 help:
 	@echo "make demo      run the product end to end on the local AWS stack"
 	@echo "make test      unit tests, static checks and end-to-end tests"
-	@echo "make lint      static checks of the ASL, SSM document and templates"
+	@echo "make lint      static checks of the ASL, SSM document, PowerShell and templates"
 	@echo "make bench     benchmarks, written to BENCHMARKS.md"
 	@echo "make package   arm64 Lambda zips and the packaged template (needs no AWS account)"
 	@echo "make deploy    deploy to AWS with your credentials"
@@ -46,7 +46,7 @@ build:
 
 # ---------------------------------------------------------------- tests
 # The pytest suites `make test` runs (tests/bench is `make bench`, not a test suite).
-PYTEST_SUITES := tests/localstack tests/flow tests/template tests/e2e
+PYTEST_SUITES := tests/localstack tests/flow tests/template tests/lint tests/e2e
 
 .PHONY: test test-unit test-e2e lint
 # Binaries first: `cargo test` then reuses their dependencies, and the e2e suites need them.
@@ -58,11 +58,13 @@ test-unit:
 lint: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 	npx --no-install asl-validator --json-path statemachine/build.asl.json
 	$(PY) tests/lint/check_document.py
+	$(PY) tests/lint/check_powershell.py
 	$(VENV)/bin/cfn-lint cloudformation/*.yml
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -d cloudformation
 
-# The local-stack, flow, template and end-to-end suites (the e2e tests run the real binaries).
-test-e2e: $(VENV)/.installed build
+# The local-stack, flow, template, lint and end-to-end suites (the e2e tests run the real binaries;
+# the lint tests need node_modules).
+test-e2e: $(VENV)/.installed node_modules/.installed build
 	LAMBDA_BIN_DIR=$(LAMBDA_BIN_DIR) $(PY) -m pytest -q -rfEsx -p no:cacheprovider $(PYTEST_SUITES)
 
 # ---------------------------------------------------------------- demo and bench
