@@ -18,6 +18,7 @@ help:
 	@echo "make bench     benchmarks, written to BENCHMARKS.md"
 	@echo "make package   arm64 Lambda zips and the packaged template (needs no AWS account)"
 	@echo "make deploy    deploy to AWS with your credentials"
+	@echo "make deploy-windows-ami   deploy the Windows build AMI pipeline (START_BAKE=1: bake now)"
 
 # ---------------------------------------------------------------- set-up
 $(VENV)/.installed: tests/localstack/requirements.txt
@@ -79,9 +80,13 @@ bench: $(VENV)/.installed
 	LAMBDA_BIN_DIR=$(CARGO_TARGET_DIR)/release $(PY) -m tests.bench $(BENCH_ARGS)
 
 # ---------------------------------------------------------------- packaging and deployment
-.PHONY: package deploy
+.PHONY: package deploy deploy-windows-ami
 package: $(VENV)/.installed
 	cloudformation/package.sh
 
 deploy: package
 	cloudformation/deploy.sh
+
+# The Image Builder pipeline of the Windows build AMI; versions derived from its content (README, Windows builds).
+deploy-windows-ami: $(VENV)/.installed
+	START_BAKE=$(START_BAKE) cloudformation/deploy-windows-ami.sh

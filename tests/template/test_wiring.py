@@ -104,8 +104,10 @@ def test_windows_docker_data_root_on_second_volume(template):
     assert devices == ["/dev/sda1", "xvdf"]
     script = Evaluator(template, {}).resolve(data["UserData"]["Fn::Base64"])
     assert script.startswith("<powershell>") and script.rstrip().endswith("</powershell>")
-    assert "'data-root' = 'D:\\DockerCache'" in script
+    assert "$config['data-root'] = $root" in script and ':\\DockerCache' in script
     assert "'storage-opts' = @('size=50GB')" in script
     assert "-Encoding ASCII" in script  # no BOM: dockerd rejects a daemon.json with one
+    # The docker volume itself (EBS, DockerVolumeSize GiB), not the first empty disk by number.
+    assert "$size = 200GB" in script and "$_.Size -eq $size" in script and "Sort-Object Number" not in script
     base64.b64encode(script.encode())  # plain text, fits in user data
     assert len(script.encode()) < 16 * 1024
