@@ -132,6 +132,16 @@ class Deployment:
     def fire_keeper(self) -> dict[str, Any]:
         return self.stack.router.fire(self.rules["KeeperFunction.Keep"])
 
+    def keep(self, timeout: float = 60) -> dict[str, Any]:
+        """Run the keeper once now (its scheduled event) and return its response; a failed run
+        raises with the function's error."""
+        event = self.fire_keeper()
+        mine = lambda invs: [i for i in invs if i.event.get("id") == event["id"] and i.done.is_set()]  # noqa: E731
+        (inv, *_) = mine(self.keeper.wait_for(lambda invs: bool(mine(invs)), timeout))
+        if inv.status != "Succeeded":
+            raise AssertionError(f"keeper run {inv.status}: {inv.error}")
+        return inv.result
+
     def lambda_logs(self) -> str:
         return "".join(fn.logs() for fn in self.functions.values())
 

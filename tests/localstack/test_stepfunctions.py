@@ -214,3 +214,26 @@ def test_stop_execution_keeps_error_and_cause_and_a_second_stop_changes_nothing(
     assert (again["status"], again["error"]) == ("ABORTED", "InstanceLost")
     running = sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]
     assert running == []
+
+
+def test_execution_history_pages_and_reverses(stack, unique):
+    arn = _machine(stack, f"history-{unique}", {"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "C"}, "C": {"Type": "Pass", "End": True}}})
+    sfn = stack.client("stepfunctions")
+    run = sfn.start_execution(stateMachineArn=arn, input="{}")
+    _finished(stack, run["executionArn"])
+    forward = sfn.get_execution_history(executionArn=run["executionArn"], maxResults=1000)["events"]
+    last = sfn.get_execution_history(executionArn=run["executionArn"], reverseOrder=True, maxResults=3)
+    assert [e["id"] for e in last["events"]] == [e["id"] for e in reversed(forward)][:3]
+    assert last["nextToken"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in last["events"] if "stateEnteredEventDetails" in e]
+    assert entered in ([], ["C"]), entered
+    pages = []
+    token = None
+    while True:
+        page = sfn.get_execution_history(executionArn=run["executionArn"], maxResults=2, **({"nextToken": token} if token else {}))
+        pages.extend(page["events"])
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert [e["id"] for e in pages] == [e["id"] for e in forward]

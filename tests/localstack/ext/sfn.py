@@ -134,6 +134,21 @@ def apply() -> None:
 
     StepFunctionResponse.stop_execution = stop_execution
 
+    # --- GetExecutionHistory: moto 5.2.5 ignores reverseOrder, maxResults and nextToken -----
+    def get_execution_history(self: Any) -> Any:
+        history = self.stepfunction_backend.get_execution_history(self._get_param("executionArn"))
+        events = list(history.get("events", []))
+        if self._get_param("reverseOrder"):
+            events.reverse()
+        start = int(self._get_param("nextToken") or 0)
+        size = int(self._get_param("maxResults") or 100)
+        out = {"events": events[start:start + size]}
+        if start + size < len(events):
+            out["nextToken"] = str(start + size)
+        return ActionResult(out)
+
+    StepFunctionResponse.get_execution_history = get_execution_history
+
     # --- StopExecution during a .waitForTaskToken task ----------------------------------
     # moto 5.2.5: stopping ends the task's wait, the task fails (States.Timeout) and
     # Environment.set_error overwrites the stopped state, so the execution ends FAILED instead
@@ -149,6 +164,20 @@ def apply() -> None:
         original_set_error(self, error)
 
     env_mod.Environment.set_error = set_error
+
+    # moto 5.2.5: a stop does not wake a task waiting for its token with a heartbeat, so the
+    # execution stays RUNNING until the next heartbeat or the heartbeat timeout. On AWS a
+    # stopped execution is ABORTED at once, whatever its task waits for.
+    original_set_stop = env_mod.Environment.set_stop
+
+    def set_stop(self: Any, stop_date: Any, cause: Any, error: Any) -> None:
+        original_set_stop(self, stop_date=stop_date, cause=cause, error=error)
+        for endpoint in list(self.callback_pool_manager._pool.values()):
+            interrupt = getattr(endpoint, "interrupt_all", None)
+            if interrupt is not None:
+                interrupt()
+
+    env_mod.Environment.set_stop = set_stop
 
     # --- status change events ------------------------------------------------------
     from moto.stepfunctions.parser.backend import execution as ex

@@ -1,0 +1,99 @@
+"""End to end: the keeper against what goes wrong around a build. Each test asserts the job's
+final state and message as CodePipeline shows them, that no instance is left running after the
+keeper's next run, and that nothing was started twice."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.localstack.helpers import wait_until
+
+LONG_BUILD = {"Command": "echo long build started\nsleep 300"}
+STATUS_CHANGE = "Step Functions Execution Status Change"
+
+
+def building(e2e, pipeline):
+    """Wait until the pipeline's build command runs on its instance; return (execution, instance id)."""
+    (instance,) = wait_until(lambda: e2e.instances(pipeline), 30, what="instance launched")
+    instance_id = instance["InstanceId"]
+
+    def running():
+        invs = e2e.ssm.list_command_invocations(InstanceId=instance_id)["CommandInvocations"]
+        return any(i["Status"] == "InProgress" for i in invs)
+
+    wait_until(running, 30, interval=0.2, what="build command running on the instance")
+    return e2e.execution(pipeline), instance_id
+
+
+def stopped(e2e, execution_arn):
+    return wait_until(lambda: (lambda d: d if d["status"] == "ABORTED" else None)(
+        e2e.sfn.describe_execution(executionArn=execution_arn)), 30, interval=0.2, what="execution aborted")
+
+
+def assert_cleaned_up(e2e, pipeline):
+    """After one more keeper run nothing of the pipeline runs, and there was only one build."""
+    e2e.dep.keep()
+    e2e.assert_nothing_running(pipeline)
+    e2e.assert_no_secret_leaked(pipeline)
+    assert len(e2e.executions(pipeline)) == 1
+    assert len(e2e.instances(pipeline)) == 1
+
+
+def test_pipeline_stopped_and_abandoned_mid_build_stops_the_build(e2e):
+    p = e2e.pipeline(LONG_BUILD)
+    d, instance_id = building(e2e, p)
+    pipeline_execution = json.loads(d["input"])["Pipeline"]["ExecutionId"]
+    e2e.cp.stop_pipeline_execution(pipelineName=p, pipelineExecutionId=pipeline_execution, abandon=True,
+                                   reason="wrong commit")
+    assert e2e.action(p)["status"] == "Abandoned"
+    # CodePipeline told the worker nothing; the build still runs until the keeper looks.
+    assert e2e.sfn.describe_execution(executionArn=d["executionArn"])["status"] == "RUNNING"
+    run = e2e.dep.keep()
+    assert run["stopped_not_in_progress"] == [d["executionArn"]], run
+    aborted = stopped(e2e, d["executionArn"])
+    assert aborted["error"] == "PipelineActionNotInProgress"
+    assert "as Abandoned" in aborted["cause"], aborted["cause"]
+    # The completion function saw the abort and released the instance.
+    wait_until(lambda: any(i.result and instance_id in i.result.get("released", []) for i in e2e.dep.completion.invocations),
+               30, what="the completion function released the instance")
+    assert_cleaned_up(e2e, p)
+    assert e2e.action(p)["status"] == "Abandoned"
+
+
+def test_completion_event_lost_after_an_abort_leaves_nothing_running(e2e):
+    p = e2e.pipeline(LONG_BUILD)
+    d, instance_id = building(e2e, p)
+    e2e.stack.router.lose_next({"detail-type": [STATUS_CHANGE], "detail": {"executionArn": [d["executionArn"]],
+                                                                            "status": ["ABORTED"]}})
+    e2e.sfn.stop_execution(executionArn=d["executionArn"], error="Stopped", cause="stopped by an operator")
+    stopped(e2e, d["executionArn"])
+    wait_until(lambda: any(ev["detail"].get("executionArn") == d["executionArn"] for ev in e2e.stack.router.lost),
+               10, what="the ABORTED event lost")
+    (instance,) = e2e.instances(p)
+    assert instance["State"]["Name"] == "running", "nothing released it: the event was lost"
+    run = e2e.dep.keep()
+    assert instance_id in run["terminated_orphans"], run
+    # The scheduled sweep reports the job, as it does for any lost completion event.
+    e2e.dep.fire_sweep()
+    action = e2e.wait_final(p)
+    assert action["status"] == "Failed", action
+    assert "stopped (aborted) (Stopped): stopped by an operator" in action["errorDetails"]["message"], action
+    assert_cleaned_up(e2e, p)
+
+
+def test_instance_terminated_from_outside_mid_build_fails_the_job_naming_it(e2e):
+    p = e2e.pipeline(LONG_BUILD)
+    d, instance_id = building(e2e, p)
+    began = time.monotonic()
+    e2e.ec2.terminate_instances(InstanceIds=[instance_id])
+    run = e2e.dep.keep()
+    assert run["stopped_instance_lost"] == [d["executionArn"]], run
+    action = e2e.wait_final(p)
+    waited = time.monotonic() - began
+    assert action["status"] == "Failed", action
+    message = action["errorDetails"]["message"]
+    assert "(InstanceLost)" in message and instance_id in message, message
+    heartbeat = json.loads(d["input"])["Timeouts"]["HeartbeatSeconds"]
+    assert waited < heartbeat / 2, f"{waited:.0f} s: not long before the {heartbeat} s heartbeat timeout"
+    assert_cleaned_up(e2e, p)
