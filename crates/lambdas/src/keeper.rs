@@ -42,7 +42,7 @@ pub async fn handle<P: CodePipeline, S: StepFunctions, F: Fleet>(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let report = keeper.run(now, time_left).await?;
-    Ok(KeeperResponse {
+    let response = KeeperResponse {
         live_instances: report.live_instances,
         running_executions: report.running_executions,
         terminated_orphans: report.terminated_orphans,
@@ -51,5 +51,7 @@ pub async fn handle<P: CodePipeline, S: StepFunctions, F: Fleet>(
         stopped_instance_lost: report.stopped_instance_lost,
         failures: report.failures,
         deferred: report.deferred,
-    })
+    };
+    crate::metrics::record_keeper_run(&response);
+    Ok(response)
 }

@@ -15,6 +15,7 @@
 
 pub mod completion;
 pub mod keeper;
+pub mod metrics;
 pub mod poller;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;

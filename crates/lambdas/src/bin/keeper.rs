@@ -12,6 +12,7 @@ async fn main() -> Result<(), Error> {
         .inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
     let keeper_settings = KeeperSettings::from_lookup(env)
         .inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
+    let keeper_settings_stack = keeper_settings.stack_name.clone();
     let sdk = ec2_build_aws::load_sdk_config().await;
     let keeper = &Keeper::new(
         CodePipelineJobs::from_sdk_config(&sdk, &settings.action_type)?,
@@ -19,8 +20,14 @@ async fn main() -> Result<(), Error> {
         Ec2Fleet::from_sdk_config(&sdk, &keeper_settings.stack_name),
         keeper_settings,
     );
-    lambda_runtime::run(service_fn(move |event| {
-        ec2_build_lambdas::keeper::handle(event, keeper)
+    let metrics = ec2_build_lambdas::metrics::install(&keeper_settings_stack)?;
+    lambda_runtime::run(service_fn(move |event| async move {
+        let response = ec2_build_lambdas::keeper::handle(event, keeper).await;
+        // One EMF document per run, written before the response so the run's logs hold it.
+        if let Err(e) = metrics.flush(std::io::stdout()) {
+            tracing::warn!(error = %e, "could not write the keeper's metrics");
+        }
+        response
     }))
     .await
 }
