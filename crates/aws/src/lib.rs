@@ -1,6 +1,10 @@
 //! Adapters: the ports of `ec2-build-core` implemented over the AWS SDK clients. SDK errors become
 //! domain errors here, so the core never sees an SDK type.
 
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use std::time::Duration;
+
 mod codepipeline;
 mod ec2;
 mod error;
@@ -18,10 +22,36 @@ pub const EXECUTION_TAG: &str = "ec2-build:execution-arn";
 /// Tag key the state machine puts on instances: the stack name.
 pub const STACK_TAG: &str = "ec2-build:stack";
 
+/// Longest wait for a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest a single attempt of a call may take: a stalled call is cut and retried instead of
+/// running into the function's timeout between AcknowledgeJob and StartExecution.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a call may take with its retries.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(25);
+/// Attempts per call, the first included.
+pub const MAX_ATTEMPTS: u32 = 4;
+
 /// Loads the shared SDK configuration from the environment (credentials, region, and
-/// `AWS_ENDPOINT_URL` when set, which is how the local stack is reached).
+/// `AWS_ENDPOINT_URL` when set, which is how the local stack is reached), with the timeouts above
+/// and the adaptive retry mode: exponential backoff with jitter on throttling and transient
+/// errors, plus a client-side rate limiter that slows down once the service throttles. Every
+/// call the functions make is safe to retry (StartExecution is idempotent for the same name and
+/// input; a repeated answer is refused as already given and counted so).
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    sdk_config_loader().load().await
+}
+
+fn sdk_config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+        .retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS))
 }
 
 impl CodePipelineJobs {
@@ -82,5 +112,27 @@ impl Adapters {
         settings: ec2_build_core::Settings,
     ) -> ec2_build_core::JobWorker<CodePipelineJobs, StepFunctionsExecutions> {
         ec2_build_core::JobWorker::new(self.pipeline.clone(), self.steps.clone(), settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_config::retry::RetryMode;
+
+    #[tokio::test]
+    async fn clients_get_the_timeouts_and_the_adaptive_retry_mode() {
+        let config = sdk_config_loader()
+            .region(aws_config::Region::new("us-east-1"))
+            .test_credentials()
+            .load()
+            .await;
+        let timeouts = config.timeout_config().unwrap();
+        assert_eq!(timeouts.connect_timeout(), Some(CONNECT_TIMEOUT));
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+        assert_eq!(timeouts.operation_timeout(), Some(OPERATION_TIMEOUT));
+        let retries = config.retry_config().unwrap();
+        assert_eq!(retries.mode(), RetryMode::Adaptive);
+        assert_eq!(retries.max_attempts(), MAX_ATTEMPTS);
     }
 }

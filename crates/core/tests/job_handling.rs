@@ -427,11 +427,33 @@ async fn sweep_stops_before_a_batch_it_might_not_finish_by_the_deadline() {
         .count();
     assert_eq!(new_jobs_left, 4);
 
-    // Out of time from the start: the first batch is still taken, nothing more.
+    // Out of time from the start: nothing is polled, so no job is left polled and not
+    // acknowledged.
     let h = handler(FakePipeline::with_jobs(jobs()));
     let summary = h.sweep(SweepScope::NewJobs, Duration::ZERO).await.unwrap();
-    assert_eq!(summary.polls, 1);
-    assert_eq!(h.steps().count(), 3);
+    assert_eq!(summary.polls, 0);
+    assert_eq!(h.steps().count(), 0);
+    assert_eq!(h.pipeline().queued().len(), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn jobs_of_a_batch_that_returns_too_late_are_not_acknowledged() {
+    let h = handler(FakePipeline::with_jobs(vec![new_job("job-1", &[])]));
+    *h.pipeline().poll_delay.lock().unwrap() = Duration::from_secs(10);
+    // 20 s left when polling; the batch comes back at 10 s, less than a job needs.
+    let summary = h
+        .sweep(SweepScope::NewJobs, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.outcomes,
+        vec![JobOutcome::Skipped {
+            job_id: "job-1".into(),
+            reason: SkipReason::NoTimeLeft
+        }]
+    );
+    assert_eq!(h.pipeline().calls(), vec!["PollForJobs"]);
+    assert_eq!(h.steps().count(), 0);
 }
 
 #[tokio::test]
@@ -622,8 +644,8 @@ async fn completion_whose_release_fails_says_release_failed_after_reporting() {
 
 #[tokio::test(start_paused = true)]
 async fn completion_polls_no_longer_than_the_invocation_allows() {
-    // Twenty attempts of doubling delays from 1 s would take days; with 8 s left (5 s of them
-    // kept in reserve) the poll loop stops early and the job is reported on the original job.
+    // Twenty attempts of doubling delays from 1 s would take days; with 25 s left the poll loop
+    // stops early and the job is reported on the original job.
     let h = handler(FakePipeline::default());
     h.pipeline().mark_in_progress("job-1");
     h.steps().set(
@@ -641,11 +663,11 @@ async fn completion_polls_no_longer_than_the_invocation_allows() {
     let summary = h
         .fakes
         .completion(settings)
-        .finish(&ended(&h, ExecutionStatus::Failed), Duration::from_secs(8))
+        .finish(&ended(&h, ExecutionStatus::Failed), Duration::from_secs(25))
         .await
         .unwrap();
     assert!(
-        started.elapsed() <= Duration::from_secs(3),
+        started.elapsed() <= Duration::from_secs(7),
         "{:?}",
         started.elapsed()
     );
@@ -656,6 +678,7 @@ async fn completion_polls_no_longer_than_the_invocation_allows() {
         .iter()
         .filter(|c| **c == "PollForJobs")
         .count();
-    // Polls at 0, 1 and 3 s; the next would be at 7 s, leaving less than the 5 s reserve.
-    assert_eq!(polls, 3);
+    // Polls at 0, 1, 3 and 7 s; the next would be at 15 s, leaving less than the 15 s a job
+    // needs after its acknowledgement.
+    assert_eq!(polls, 4);
 }

@@ -2,7 +2,7 @@
 //! the instances of an execution that ended without its own release.
 
 use super::deadline::Deadline;
-use super::job::JobWorker;
+use super::job::{JobWorker, JOB_TIME_RESERVE};
 use crate::model::{ExecutionEnded, JobOutcome, ServiceError};
 use crate::ports::{CodePipeline, Instances, StepFunctions};
 use std::time::Duration;
@@ -108,7 +108,8 @@ impl<P: CodePipeline, S: StepFunctions, I: Instances> Completion<P, S, I> {
         let mut delay = settings.completion_poll_delay;
         for attempt in 0..settings.completion_poll_attempts {
             let wait = if attempt == 0 { Duration::ZERO } else { delay };
-            if !deadline.allows_round_after(wait) {
+            if !deadline.allows_round_after(wait) || deadline.remaining() < wait + JOB_TIME_RESERVE
+            {
                 info!(attempt, "no time for another poll before the deadline");
                 break;
             }
@@ -128,7 +129,9 @@ impl<P: CodePipeline, S: StepFunctions, I: Instances> Completion<P, S, I> {
             let ours = jobs.iter().any(|j| {
                 j.data.continuation_token.as_deref() == Some(ended.execution_arn.as_str())
             });
-            summary.outcomes.extend(self.worker.handle_all(jobs).await);
+            summary
+                .outcomes
+                .extend(self.worker.handle_all(jobs, &deadline).await);
             deadline.record_round(round_started.elapsed());
             if ours {
                 summary.reported = Reported::ContinuationJob;

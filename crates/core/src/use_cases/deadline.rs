@@ -25,6 +25,11 @@ impl Deadline {
         }
     }
 
+    /// Time until the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.time_left.saturating_sub(self.started.elapsed())
+    }
+
     /// Records how long a round took; the slowest one predicts the next.
     pub fn record_round(&mut self, took: Duration) {
         self.slowest_round = self.slowest_round.max(took);

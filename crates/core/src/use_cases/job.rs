@@ -1,6 +1,7 @@
 //! Handling one job: acknowledge it, start or continue its build, answer it. The poller and the
 //! completion function run the same code, so it does not matter which of them receives a job.
 
+use super::deadline::Deadline;
 use crate::input::ExecutionInput;
 use crate::model::AckStatus;
 use crate::model::{
@@ -12,7 +13,13 @@ use crate::report::{self, configuration_failure, job_failure};
 use crate::settings::Settings;
 use crate::spec::BuildSpec;
 use futures::stream::{self, StreamExt};
+use std::time::Duration;
 use tracing::{field, info, warn, Instrument};
+
+/// Time a job needs after AcknowledgeJob (StartExecution or DescribeExecution, then the answer)
+/// at the SDK's attempt timeout of 10 s, with room to spare. With less left before the deadline
+/// a job is not acknowledged.
+pub const JOB_TIME_RESERVE: Duration = Duration::from_secs(15);
 
 /// Handles jobs of our action type over a CodePipeline and a Step Functions port.
 pub struct JobWorker<P, S> {
@@ -51,19 +58,27 @@ impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
             .await
     }
 
-    /// Handles jobs concurrently; one job's failure never stops the others.
-    pub async fn handle_all(&self, jobs: Vec<Job>) -> Vec<JobOutcome> {
+    /// Handles jobs concurrently; one job's failure never stops the others. A job is not
+    /// acknowledged once less than [`JOB_TIME_RESERVE`] is left before `deadline`.
+    pub async fn handle_all(&self, jobs: Vec<Job>, deadline: &Deadline) -> Vec<JobOutcome> {
         stream::iter(jobs)
-            .map(|job| self.handle(job))
+            .map(|job| self.handle(job, deadline))
             .buffer_unordered(self.settings.job_concurrency)
             .collect()
             .await
     }
 
     /// Acknowledges the job, decides what to answer and answers it.
-    pub async fn handle(&self, job: Job) -> JobOutcome {
+    pub async fn handle(&self, job: Job, deadline: &Deadline) -> JobOutcome {
         let span = tracing::info_span!("job", job_id = %job.id, execution_arn = field::Empty);
         async {
+            if deadline.remaining() < JOB_TIME_RESERVE {
+                warn!("too little time left to take the job; the next sweep does");
+                return JobOutcome::Skipped {
+                    job_id: job.id,
+                    reason: SkipReason::NoTimeLeft,
+                };
+            }
             if let Err(reason) = self.acknowledge(&job).await {
                 return JobOutcome::Skipped {
                     job_id: job.id,

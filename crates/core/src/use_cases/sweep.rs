@@ -1,7 +1,7 @@
 //! The sweep: poll for jobs and handle each, as far as the trigger asks and time allows.
 
 use super::deadline::Deadline;
-use super::job::JobWorker;
+use super::job::{JobWorker, JOB_TIME_RESERVE};
 use crate::model::{Job, JobOutcome, ServiceError, SweepScope};
 use crate::ports::{CodePipeline, StepFunctions};
 use std::collections::HashSet;
@@ -51,7 +51,8 @@ impl<P: CodePipeline, S: StepFunctions> Sweep<P, S> {
     ///   build is checked at most twice a sweep;
     /// - for [`SweepScope::NewJobs`], after a batch without a new job once it has found one, or
     ///   after [`NEW_JOB_SEARCH_BATCHES`] batches without finding any;
-    /// - before a batch it might not finish in `time_left` (see [`Deadline`]).
+    /// - before a batch it might not finish in `time_left` (see [`Deadline`]), and before any
+    ///   batch when less than [`JOB_TIME_RESERVE`] is left.
     pub async fn run(
         &self,
         scope: SweepScope,
@@ -63,7 +64,11 @@ impl<P: CodePipeline, S: StepFunctions> Sweep<P, S> {
         let mut seen_tokens = HashSet::new();
         let mut found_new_job = false;
         while summary.polls < settings.poll_max_rounds {
-            if summary.polls > 0 && !deadline.allows_round_after(Duration::ZERO) {
+            // A polled job must be acknowledged in time to be started and answered: poll only
+            // with that time left, and after a first batch only if another one fits as well.
+            let fits = deadline.remaining() >= JOB_TIME_RESERVE
+                && (summary.polls == 0 || deadline.allows_round_after(Duration::ZERO));
+            if !fits {
                 warn!(
                     polls = summary.polls,
                     "stopping before the deadline; the next sweep takes the remaining jobs"
@@ -84,7 +89,9 @@ impl<P: CodePipeline, S: StepFunctions> Sweep<P, S> {
             let batch = BatchKinds::of(&jobs, &mut seen_tokens);
             // Every polled job is handled: a polled job that is not acknowledged is not offered
             // again soon (or at all, in some emulators), so skipping one could strand a build.
-            summary.outcomes.extend(self.worker.handle_all(jobs).await);
+            summary
+                .outcomes
+                .extend(self.worker.handle_all(jobs, &deadline).await);
             deadline.record_round(batch_started.elapsed());
             // Continuation jobs of running builds may be queued ahead of the new job (each check
             // queues the next one), so a STARTED sweep looks a few batches deep before giving up.
