@@ -158,6 +158,15 @@ class Flow:
     def run(self, execution_input: dict[str, Any], timeout: float = 120, state_machine: str | None = None) -> dict[str, Any]:
         return self.wait(self.start(execution_input, state_machine), timeout)
 
+    def run_with_agent(self, image_id: str, agent: str, **build: str) -> dict[str, Any]:
+        """One build on `image_id` whose emulated SSM agent behaves as `agent` says ("offline",
+        "delay=N", "version=a.b.c.d"; tests/localstack/README.md); the image's rule is removed after."""
+        self.stack.set_agent(images={image_id: agent})
+        try:
+            return self.run(self.execution_input(image_id=image_id, **build))
+        finally:
+            self.stack.set_agent(images={image_id: None})
+
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         return execution_history(self.sfn, execution_arn)
 

@@ -13,7 +13,8 @@ from tests.deploy import create_state_machine, render_definition
 
 SUCCESS_PATH = [
     "Prepare", "ImageFromParameter?", "DescribeImage", "Launch",
-    "WaitForAgent", "CheckAgent", "AgentOnline?", "RunBuild", "Release", "FindCommand", "Outcome?", "Succeeded",
+    "WaitForAgent", "CheckAgent", "AgentOnline?", "AgentVersion", "AgentRecentEnough?", "RunBuild", "Release",
+    "FindCommand", "Outcome?", "Succeeded",
 ]
 
 
@@ -136,13 +137,27 @@ def test_docker_build_pushes_to_ecr_and_writes_image_files(flow):
     assert build["ImageUri"] == target and build["ImageDigest"] == digest
     calls = flow.recorded()[before:]
     assert ["docker", "build", "--tag", target, "."] in calls
-    assert ["docker", "login", "--username", "AWS", "--password-stdin", "123456789012.dkr.ecr.us-east-1.amazonaws.com"] in calls
+    login = ["docker", "login", "--username", "AWS", "--password-stdin", "123456789012.dkr.ecr.us-east-1.amazonaws.com"]
+    assert calls.index(login) < calls.index(["docker", "build", "--tag", target, "."])  # logged in before the build
     assert ["docker-login-password-received", True] in calls
     assert ["docker", "push", target] in calls
     z = flow.read_zip(build["Outputs"][0])
     uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app@" + digest
     assert json.loads(z.read("imageDetail.json")) == {"ImageURI": uri}
     assert json.loads(z.read("imagedefinitions.json")) == [{"name": "app", "imageUri": uri}]
+    assert_released(flow, d["executionArn"])
+
+
+def test_docker_build_logs_in_to_the_registry_of_an_ecr_base_image_first(flow):
+    base = "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
+    source = flow.put_artifact("SourceOutput", {"Dockerfile": f"FROM {base}/base/windows:ltsc2022 AS build\nFROM scratch\n"})
+    before = len(flow.recorded())
+    d = flow.run(flow.execution_input(BuildKind="docker", BuildTarget="local/app:1", InputArtifacts=source))
+    assert d["status"] == "SUCCEEDED", d
+    calls = flow.recorded()[before:]
+    login = ["docker", "login", "--username", "AWS", "--password-stdin", base]
+    assert calls.index(login) < calls.index(["docker", "build", "--tag", "local/app:1", "."])
+    assert not [c for c in calls if c[:2] == ["docker", "push"]]  # not an ECR target: nothing pushed
     assert_released(flow, d["executionArn"])
 
 
@@ -174,11 +189,7 @@ def test_configuration_error_for_a_path_leaving_the_source(flow):
 
 def test_agent_never_online_times_out_and_releases(flow):
     ami = flow.linux_amis[1]
-    flow.stack.set_agent(images={ami: "offline"})
-    try:
-        d = flow.run(flow.execution_input(image_id=ami, Command="true"))
-    finally:
-        flow.stack.set_agent(images={ami: None})
+    d = flow.run_with_agent(ami, "offline", Command="true")
     error, cause = failure(d)
     assert error == "AgentTimeout" and cause["Stage"] == "agent"
     assert "did not come online after 5 checks" in cause["Cause"]
@@ -189,11 +200,7 @@ def test_agent_never_online_times_out_and_releases(flow):
 
 def test_agent_coming_online_late_is_waited_for_with_backoff(flow):
     ami = flow.linux_amis[2]
-    flow.stack.set_agent(images={ami: "delay=2.5"})
-    try:
-        d = flow.run(flow.execution_input(image_id=ami, Command="true"))
-    finally:
-        flow.stack.set_agent(images={ami: None})
+    d = flow.run_with_agent(ami, "delay=2.5", Command="true")
     assert d["status"] == "SUCCEEDED", d
     names = flow.transitions(d["executionArn"])
     assert names.count("CheckAgent") >= 2 and "AgentBackoff" in names

@@ -154,8 +154,10 @@ class LocalStack:
             return json.loads(resp.read())
 
     def set_agent(self, default: str | None = None, images: dict[str, str | None] | None = None) -> dict[str, Any]:
-        """SSM agent availability: "online", "offline" or "delay=<seconds>", by default and/or
-        per image id (None removes an image rule). The instance tag ec2build:local-agent wins."""
+        """SSM agent availability and version: "online", "offline", "delay=<seconds>" or
+        "version=<a.b.c.d>" (what DescribeInstanceInformation reports as AgentVersion; default
+        3.3.2746.0), several joined by commas, by default and/or per image id (None removes an
+        image rule). The instance tag ec2build:local-agent wins."""
         body: dict[str, Any] = {}
         if default is not None:
             body["default"] = default

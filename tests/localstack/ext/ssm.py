@@ -4,12 +4,14 @@ Adds DescribeInstanceInformation, ListCommandInvocations, CancelCommand; replace
 SendCommand (validation like AWS, delivery only to the instances named or matched by
 Targets, real execution) and GetCommandInvocation.
 
-Agent availability ("is the SSM agent of this instance online?"):
-  * running instances are Online, unless
-  * the instance tag `ec2build:local-agent` says `offline` (never registers) or
-    `delay=<seconds>` (registers that long after launch), or
+Agent availability ("is the SSM agent of this instance online?") and version:
+  * running instances are Online, with AgentVersion DEFAULT_AGENT_VERSION, unless
+  * the instance tag `ec2build:local-agent` says `offline` (never registers),
+    `delay=<seconds>` (registers that long after launch) or `version=<a.b.c.d>` (the
+    AgentVersion DescribeInstanceInformation reports), several joined by commas
+    (`delay=5,version=3.2.582.0`), or
   * the server-wide AGENT_CONFIG (test API PUT /_ec2build/agent) says so for its image id
-    or by default.
+    or by default, in the same words.
 Instances whose agent is not online are not listed, and SendCommand to them fails with
 InvalidInstanceId, as on AWS.
 """
@@ -29,6 +31,7 @@ from moto.ssm.responses import SimpleSystemManagerResponse
 from . import agent
 
 AGENT_TAG = "ec2build:local-agent"
+DEFAULT_AGENT_VERSION = "3.3.2746.0"
 AGENT_CONFIG: dict[str, Any] = {"default": "online", "images": {}}
 _LOCK = threading.RLock()
 
@@ -61,17 +64,31 @@ def platform_of(instance: Any) -> str:
     return "Windows" if (platform or "").lower() == "windows" else "Linux"
 
 
-def agent_online(instance: Any) -> bool:
-    if instance.state != "running":
-        return False
+def agent_settings(instance: Any) -> dict[str, str]:
+    """The instance's agent mode as {"offline": "", "delay": "5", "version": "3.2.582.0", ...}."""
     mode = _tags(instance).get(AGENT_TAG)
     if mode is None:
         mode = AGENT_CONFIG["images"].get(instance.image_id, AGENT_CONFIG["default"])
-    mode = str(mode).strip()
-    if mode == "offline":
+    settings = {}
+    for part in str(mode).split(","):
+        key, _, value = part.strip().partition("=")
+        if key:
+            settings[key] = value.strip()
+    return settings
+
+
+def agent_version(instance: Any) -> str:
+    return agent_settings(instance).get("version") or DEFAULT_AGENT_VERSION
+
+
+def agent_online(instance: Any) -> bool:
+    if instance.state != "running":
         return False
-    if mode.startswith("delay="):
-        delay = float(mode.split("=", 1)[1])
+    settings = agent_settings(instance)
+    if "offline" in settings:
+        return False
+    if "delay" in settings:
+        delay = float(settings["delay"])
         launched = instance.launch_time
         if launched.tzinfo is None:
             launched = launched.replace(tzinfo=datetime.timezone.utc)
@@ -403,8 +420,8 @@ def _describe_instance_information(self: SimpleSystemManagerResponse) -> ActionR
             "InstanceId": inst.id,
             "PingStatus": "Online",
             "LastPingDateTime": datetime.datetime.now(datetime.timezone.utc),
-            "AgentVersion": "3.3.2746.0",
-            "IsLatestVersion": True,
+            "AgentVersion": agent_version(inst),
+            "IsLatestVersion": agent_version(inst) == DEFAULT_AGENT_VERSION,
             "PlatformType": platform,
             "PlatformName": "Microsoft Windows Server 2022 Datacenter" if platform == "Windows" else "Amazon Linux",
             "PlatformVersion": "10.0.20348" if platform == "Windows" else "2023",
