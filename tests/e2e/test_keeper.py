@@ -97,3 +97,28 @@ def test_instance_terminated_from_outside_mid_build_fails_the_job_naming_it(e2e)
     heartbeat = json.loads(d["input"])["Timeouts"]["HeartbeatSeconds"]
     assert waited < heartbeat / 2, f"{waited:.0f} s: not long before the {heartbeat} s heartbeat timeout"
     assert_cleaned_up(e2e, p)
+
+
+def test_completion_function_failing_every_invocation_still_ends_cleanly(e2e):
+    completion = e2e.dep.completion
+    p = e2e.pipeline(LONG_BUILD)
+    d, instance_id = building(e2e, p)
+    completion.fail_next(1000)
+    try:
+        e2e.sfn.stop_execution(executionArn=d["executionArn"], error="Stopped", cause="stopped by an operator")
+        stopped(e2e, d["executionArn"])
+        mine = lambda invs: [i for i in invs if i.event.get("detail", {}).get("executionArn") == d["executionArn"]  # noqa: E731
+                             and i.event["detail"].get("status") == "ABORTED"]
+        attempts = mine(completion.wait_for(lambda invs: len(mine(invs)) == 3 and all(i.done.is_set() for i in mine(invs)), 30))
+        assert [i.status for i in attempts] == ["Failed"] * 3  # the first try and Lambda's two retries
+        (instance,) = e2e.instances(p)
+        assert instance["State"]["Name"] == "running"
+        run = e2e.dep.keep()
+        assert instance_id in run["terminated_orphans"], run
+        e2e.dep.fire_sweep()
+        action = e2e.wait_final(p)
+    finally:
+        completion.fail_next(0)
+    assert action["status"] == "Failed", action
+    assert "stopped (aborted) (Stopped): stopped by an operator" in action["errorDetails"]["message"], action
+    assert_cleaned_up(e2e, p)

@@ -164,6 +164,16 @@ class _Sandbox:
                 inv.status = "Running"
                 inv.started_at = time.monotonic()
                 inv.pid = self.proc.pid if self.proc else None
+                injected = self.function.failing > 0
+                if injected:
+                    self.function.failing -= 1
+            if injected:
+                # A test asked for this invocation to fail: the function errs without running,
+                # and Lambda retries it as it would any failed asynchronous invocation.
+                self.function._log(f"[runtime api] {inv.request_id} failed (injected by a test)\n")
+                if inv._finish("Failed", error={"errorType": "Injected", "errorMessage": "failure injected by a test"}):
+                    self.function._maybe_retry(inv)
+                continue
             self.current = inv
             return inv
         return None
@@ -276,6 +286,8 @@ class LambdaFunction:
         self.concurrency = concurrency
         self.copies = copies
         self.retries = retries
+        # How many of the next invocations fail without running (a test's fault injection).
+        self.failing = 0
         self.arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
         self.invocations: list[Invocation] = []
         self._queue: "queue.Queue[Invocation | None]" = queue.Queue()
@@ -341,6 +353,11 @@ class LambdaFunction:
         if inv.attempt <= self.retries and self._running:
             self._enqueue(Invocation(self, inv.event, attempt=inv.attempt + 1))
 
+    def fail_next(self, count: int) -> None:
+        """Make the next `count` invocations (retries included) fail without running."""
+        with self._lock:
+            self.failing = count
+
     def _callable_worker(self) -> None:
         while True:
             inv = self._queue.get()
@@ -349,6 +366,13 @@ class LambdaFunction:
             with self._lock:
                 inv.status = "Running"
                 inv.started_at = time.monotonic()
+                injected = self.failing > 0
+                if injected:
+                    self.failing -= 1
+            if injected:
+                if inv._finish("Failed", error={"errorType": "Injected", "errorMessage": "failure injected by a test"}):
+                    self._maybe_retry(inv)
+                continue
             try:
                 result = self.handler(inv.event)  # type: ignore[misc]
             except Exception as exc:

@@ -152,3 +152,17 @@ def test_router_delivers_started_events_schedules_and_can_lose_events(stack, uni
         stack.router.remove_rule(f"started-{unique}")
         stack.router.remove_rule(f"sweep-{unique}")
         poller.stop()
+
+
+def test_injected_failures_fail_the_next_invocations_and_their_retries(stack, unique, runtime_binary):
+    fn = stack.lambda_function(f"flaky-{unique}", binary=runtime_binary, retries=2)
+    try:
+        fn.fail_next(3)
+        fn.invoke({"n": 1})
+        invs = fn.wait_for(lambda invs: len(invs) == 3 and all(i.done.is_set() for i in invs), 10)
+        assert [(i.attempt, i.status) for i in invs] == [(1, "Failed"), (2, "Failed"), (3, "Failed")]
+        assert invs[0].error["errorType"] == "Injected"
+        (ok,) = fn.invoke({"n": 2})
+        assert ok.done.wait(10) and ok.status == "Succeeded", ok.error
+    finally:
+        fn.stop()
