@@ -111,3 +111,22 @@ def test_windows_docker_data_root_on_second_volume(template):
     assert "$size = 200GB" in script and "$_.Size -eq $size" in script and "Sort-Object Number" not in script
     base64.b64encode(script.encode())  # plain text, fits in user data
     assert len(script.encode()) < 16 * 1024
+
+
+def test_event_driven_functions_send_failed_invocations_to_the_queue(template):
+    queue = {"Fn::GetAtt": ["FailedInvocationsQueue", "Arn"]}
+    for fn, role in (("PollerFunction", "PollerRole"), ("CompletionFunction", "CompletionRole")):
+        config = res(template, fn)["EventInvokeConfig"]
+        assert config["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": queue}, fn
+        grants = [st for p in res(template, role)["Policies"] for st in p["PolicyDocument"]["Statement"]
+                  if st["Action"] == "sqs:SendMessage"]
+        assert [st["Resource"] for st in grants] == [queue], role
+
+
+def test_every_alarm_notifies_the_optional_topic(template):
+    alarms = {k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {"FailedInvocationsAlarm", "CompletionErrorsAlarm", "KeeperTerminationsAlarm", "KeeperFailuresAlarm",
+            "FailedOrAbortedBuildsAlarm"} <= set(alarms)
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}, name
+        assert alarm["TreatMissingData"] == "notBreaching", name
