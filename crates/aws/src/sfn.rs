@@ -4,7 +4,9 @@ use crate::error::service_error;
 use async_trait::async_trait;
 use aws_sdk_sfn::types::{ExecutionStatus as SdkExecutionStatus, HistoryEventType};
 use aws_sdk_sfn::Client;
-use ec2_build_core::model::{ExecutionDescription, ExecutionStatus, ServiceError};
+use ec2_build_core::model::{
+    ExecutionDescription, ExecutionStatus, RunningExecution, ServiceError,
+};
 use ec2_build_core::ports::StepFunctions;
 
 const SERVICE: &str = "states";
@@ -75,6 +77,7 @@ impl StepFunctions for StepFunctionsExecutions {
             error: out.error().map(str::to_string),
             cause: out.cause().map(str::to_string),
             duration_seconds,
+            started_at: Some(out.start_date().secs().max(0) as u64),
         })
     }
 
@@ -103,7 +106,7 @@ impl StepFunctions for StepFunctionsExecutions {
             }))
     }
 
-    async fn running_executions(&self) -> Result<Vec<String>, ServiceError> {
+    async fn running_executions(&self) -> Result<Vec<RunningExecution>, ServiceError> {
         let mut pages = self
             .client
             .list_executions()
@@ -115,11 +118,10 @@ impl StepFunctions for StepFunctionsExecutions {
         let mut arns = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| service_error(SERVICE, "ListExecutions", e))?;
-            arns.extend(
-                page.executions()
-                    .iter()
-                    .map(|e| e.execution_arn().to_string()),
-            );
+            arns.extend(page.executions().iter().map(|e| RunningExecution {
+                arn: e.execution_arn().to_string(),
+                started_at: Some(e.start_date().secs().max(0) as u64),
+            }));
         }
         Ok(arns)
     }

@@ -483,10 +483,10 @@ async fn running_executions_lists_every_page_of_running_ones() {
         });
     let client = mock_client!(aws_sdk_sfn, RuleMode::Sequential, [&first, &second]);
     let steps = StepFunctionsExecutions::new(client, SM);
-    assert_eq!(
-        steps.running_executions().await.unwrap(),
-        vec![format!("{EXEC}-a"), format!("{EXEC}-b")]
-    );
+    let running = steps.running_executions().await.unwrap();
+    let arns: Vec<&str> = running.iter().map(|e| e.arn.as_str()).collect();
+    assert_eq!(arns, vec![format!("{EXEC}-a"), format!("{EXEC}-b")]);
+    assert_eq!(running[0].started_at, Some(1));
 }
 
 #[tokio::test]

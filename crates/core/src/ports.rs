@@ -3,7 +3,7 @@
 
 use crate::model::{
     AckStatus, ActionExecution, BuildInstance, ExecutionDescription, FailureReport, Job,
-    ServiceError, SuccessReport,
+    RunningExecution, ServiceError, SuccessReport,
 };
 use async_trait::async_trait;
 
@@ -47,8 +47,8 @@ pub trait StepFunctions: Send + Sync {
     async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, ServiceError>;
     /// Name of the state the execution entered last, for progress summaries.
     async fn current_state(&self, arn: &str) -> Result<Option<String>, ServiceError>;
-    /// ARNs of the state machine's RUNNING executions (ListExecutions, every page).
-    async fn running_executions(&self) -> Result<Vec<String>, ServiceError>;
+    /// The state machine's RUNNING executions (ListExecutions, every page).
+    async fn running_executions(&self) -> Result<Vec<RunningExecution>, ServiceError>;
     /// StopExecution with an error name and a cause; stopping an execution that already ended
     /// succeeds and changes nothing.
     async fn stop_execution(&self, arn: &str, error: &str, cause: &str)

@@ -1,8 +1,8 @@
 //! What to tell CodePipeline: reports built from a configuration error or an execution's state.
 
 use crate::model::{
-    ConfigError, ExecutionDescription, ExecutionStatus, FailureKind, FailureReport, JobReport,
-    SuccessReport,
+    ConfigError, ContinuationToken, ExecutionDescription, ExecutionStatus, FailureKind,
+    FailureReport, JobReport, SuccessReport,
 };
 use crate::progress;
 use crate::settings::Settings;
@@ -50,6 +50,34 @@ pub fn started(execution_arn: &str, settings: &Settings) -> JobReport {
     })
 }
 
+/// The report for a build that still runs, from its token (the state it was last seen in) and,
+/// when known, how long it has been running. The new token carries the same state.
+pub fn still_running(
+    token: &ContinuationToken,
+    running_for: Option<u64>,
+    settings: &Settings,
+) -> JobReport {
+    let arn = &token.execution_arn;
+    let state = token.last_state.as_deref();
+    let progress = state.and_then(progress::of_state);
+    let doing = match (progress, state) {
+        (Some(p), _) => format!("{} ({})", p.stage, p.state),
+        (None, Some(state)) => state.to_string(),
+        (None, None) => "starting".to_string(),
+    };
+    let time = running_for
+        .map(|s| format!(", for {}m{:02}s", s / 60, s % 60))
+        .unwrap_or_default();
+    let link = settings.execution_console_url(arn);
+    JobReport::Continue(SuccessReport {
+        summary: truncate_end(&format!("Running: {doing}{time}. {link}"), MAX_SUMMARY_LEN),
+        external_execution_id: arn.clone(),
+        percent_complete: progress.map(|p| p.percent),
+        continuation_token: Some(token.to_string()),
+        output_variables: BTreeMap::new(),
+    })
+}
+
 /// The report for a continuation job, from the execution's state.
 pub fn for_execution(
     execution: &ExecutionDescription,
@@ -60,19 +88,7 @@ pub fn for_execution(
     let link = settings.execution_console_url(arn);
     match &execution.status {
         ExecutionStatus::Running | ExecutionStatus::Other(_) => {
-            let progress = current_state.and_then(progress::of_state);
-            let doing = match (progress, current_state) {
-                (Some(p), _) => format!("{} ({})", p.stage, p.state),
-                (None, Some(state)) => state.to_string(),
-                (None, None) => "starting".to_string(),
-            };
-            JobReport::Continue(SuccessReport {
-                summary: truncate_end(&format!("Running: {doing}. {link}"), MAX_SUMMARY_LEN),
-                external_execution_id: arn.clone(),
-                percent_complete: progress.map(|p| p.percent),
-                continuation_token: Some(arn.clone()),
-                output_variables: BTreeMap::new(),
-            })
+            still_running(&ContinuationToken::new(arn, current_state), None, settings)
         }
         ExecutionStatus::Succeeded => {
             let outcome = execution
@@ -387,6 +403,7 @@ mod tests {
             error: error.map(Into::into),
             cause: cause.map(Into::into),
             duration_seconds: Some(125),
+            started_at: Some(0),
         }
     }
 
@@ -400,7 +417,10 @@ mod tests {
         let JobReport::Continue(r) = report else {
             panic!("{report:?}")
         };
-        assert_eq!(r.continuation_token.as_deref(), Some(ARN));
+        assert_eq!(
+            r.continuation_token.as_deref(),
+            Some(format!("{ARN}|RunBuild").as_str())
+        );
         assert!(
             r.summary.starts_with("Running: build (RunBuild)."),
             "{}",

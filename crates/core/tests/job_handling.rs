@@ -180,14 +180,113 @@ async fn continuation_of_a_running_execution_continues_again() {
     let Some(Answer::Success(report)) = h.pipeline().answer_for("c-1") else {
         panic!()
     };
-    assert_eq!(report.continuation_token.as_deref(), Some(arn.as_str()));
+    // The token carries the state the build was seen in, for the next check.
+    let token = format!("{arn}|RunBuild");
+    assert_eq!(report.continuation_token.as_deref(), Some(token.as_str()));
     assert!(
-        report.summary.starts_with("Running: build (RunBuild)"),
+        report
+            .summary
+            .starts_with("Running: build (RunBuild), for "),
         "{}",
         report.summary
     );
+    // One listing for the sweep and one history read: no DescribeExecution for a listed build.
+    assert_eq!(
+        *h.steps().calls.lock().unwrap(),
+        vec!["ListExecutions", "GetExecutionHistory"]
+    );
     // The next continuation job waits for the next sweep instead of being re-checked at once.
     assert_eq!(h.pipeline().queued().len(), 1);
+
+    // The next scheduled sweep: the build has reached its long wait, so only the listing.
+    h.steps().calls.lock().unwrap().clear();
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    assert_eq!(*h.steps().calls.lock().unwrap(), vec!["ListExecutions"]);
+    let (_, Answer::Success(again)) = h.pipeline().answers().pop().unwrap() else {
+        panic!()
+    };
+    assert_eq!(again.continuation_token.as_deref(), Some(token.as_str()));
+    assert!(again.summary.starts_with("Running: build (RunBuild), for "));
+}
+
+#[tokio::test]
+async fn a_scheduled_sweep_lists_running_builds_once_whatever_their_number() {
+    let h = handler(FakePipeline::default());
+    queue_running_builds(&h, 6);
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    let calls = h.steps().calls.lock().unwrap().clone();
+    let count = |op: &str| calls.iter().filter(|c| **c == op).count();
+    assert_eq!(count("ListExecutions"), 1, "{calls:?}");
+    assert_eq!(count("DescribeExecution"), 0, "{calls:?}");
+    // Each build's state is read while it may still change: once here, at its first check.
+    assert_eq!(count("GetExecutionHistory"), 6, "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_build_that_ended_is_described_and_reported_by_the_scheduled_sweep() {
+    let h = handler(FakePipeline::default());
+    let arn = h.steps().arn("job-1");
+    h.steps().set(
+        "job-1",
+        ExecutionStatus::Failed,
+        None,
+        Some("BuildFailed"),
+        Some("boom"),
+    );
+    h.pipeline()
+        .queue(continuation_job("c-1", &format!("{arn}|RunBuild")));
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    assert_eq!(
+        *h.steps().calls.lock().unwrap(),
+        vec!["ListExecutions", "DescribeExecution"]
+    );
+    assert!(matches!(
+        h.pipeline().answer_for("c-1"),
+        Some(Answer::Failure(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_started_event_sweep_makes_no_step_functions_call_for_running_builds() {
+    let h = handler(FakePipeline::default());
+    queue_running_builds(&h, 2);
+    h.pipeline().queue(new_job("job-new", &[]));
+    h.sweep(SweepScope::NewJobs, AMPLE_TIME).await.unwrap();
+    // The new job's start is the only Step Functions call; the running builds are continued as
+    // their tokens last saw them.
+    assert!(
+        h.steps().calls.lock().unwrap().is_empty(),
+        "{:?}",
+        h.steps().calls.lock().unwrap()
+    );
+    assert_eq!(h.steps().starts.lock().unwrap().len(), 1);
+    for i in 1..=2 {
+        let Some(Answer::Success(r)) = h.pipeline().answer_for(&format!("c-{i}")) else {
+            panic!()
+        };
+        assert_eq!(
+            r.continuation_token,
+            Some(h.steps().arn(&format!("job-{i}")))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_sweep_whose_listing_fails_describes_each_build() {
+    let h = handler(FakePipeline::default());
+    queue_running_builds(&h, 2);
+    *h.steps().failing_listings.lock().unwrap() = 1;
+    let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    assert!(summary
+        .outcomes
+        .iter()
+        .all(|o| matches!(o, JobOutcome::Continued { .. })));
+    let calls = h.steps().calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.iter().filter(|c| **c == "DescribeExecution").count(),
+        2,
+        "{calls:?}"
+    );
 }
 
 #[tokio::test]
@@ -681,4 +780,31 @@ async fn completion_polls_no_longer_than_the_invocation_allows() {
     // Polls at 0, 1, 3 and 7 s; the next would be at 15 s, leaving less than the 15 s a job
     // needs after its acknowledgement.
     assert_eq!(polls, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn completion_describes_only_its_own_execution() {
+    let h = handler(FakePipeline::with_jobs(vec![new_job("job-1", &[])]));
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    // Two other builds' continuation jobs, polled on the way.
+    for name in ["other-1", "other-2"] {
+        h.steps()
+            .set(name, ExecutionStatus::Running, None, None, None);
+        h.pipeline()
+            .queue(continuation_job(&format!("c-{name}"), &h.steps().arn(name)));
+    }
+    h.steps().set(
+        "job-1",
+        ExecutionStatus::Succeeded,
+        Some(r#"{"Status":"SUCCEEDED"}"#),
+        None,
+        None,
+    );
+    h.steps().calls.lock().unwrap().clear();
+    let summary = h
+        .finish(&ended(&h, ExecutionStatus::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(summary.reported, Reported::ContinuationJob);
+    assert_eq!(*h.steps().calls.lock().unwrap(), vec!["DescribeExecution"]);
 }

@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
         "model::fleet",
         "model::report",
         "model::outcome",
+        "model::token",
     ],
     &["model::trigger"],
     &["model"],

@@ -50,6 +50,19 @@ pub struct ExecutionDescription {
     pub cause: Option<String>,
     /// Seconds from start to stop, when stopped.
     pub duration_seconds: Option<u64>,
+    /// Start time, seconds since the epoch.
+    pub started_at: Option<u64>,
+}
+
+impl ExecutionDescription {
+    /// Seconds since the execution started, by this machine's clock.
+    pub fn started_seconds_ago(&self) -> Option<u64> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        self.started_at.map(|s| now.saturating_sub(s))
+    }
 }
 
 /// A build execution that reached a final status (from its status-change event).

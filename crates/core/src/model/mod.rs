@@ -7,6 +7,7 @@ pub mod fleet;
 pub mod job;
 pub mod outcome;
 pub mod report;
+pub mod token;
 pub mod trigger;
 
 pub use error::{ConfigError, EventError, JobDataError, ServiceError, SettingsError};
@@ -15,4 +16,5 @@ pub use fleet::{ActionExecution, ActionStatus, BuildInstance, BuildTags, Instanc
 pub use job::{AckStatus, Artifact, ArtifactLocation, Job, JobData, PipelineContext};
 pub use outcome::{JobOutcome, SkipReason, SweepScope};
 pub use report::{FailureKind, FailureReport, JobReport, SuccessReport};
+pub use token::{ContinuationToken, RunningExecution};
 pub use trigger::{CompletionTrigger, PollerTrigger};

@@ -6,7 +6,7 @@
 //! Each fake is a cheap handle on shared state (`Clone`), so a test keeps one handle to inspect
 //! and gives another to the use case, which owns its ports.
 
-use crate::model::AckStatus;
+use crate::model::{AckStatus, RunningExecution};
 use crate::model::{
     ActionExecution, ExecutionDescription, ExecutionStatus, FailureReport, Job, JobData,
     ServiceError, SuccessReport,
@@ -259,6 +259,10 @@ pub struct StepsFake {
     pub failing_describes: Mutex<u32>,
     /// Every StopExecution call, (ARN, error, cause).
     pub stops: Mutex<Vec<(String, String, String)>>,
+    /// Names of the operations called, in order.
+    pub calls: Mutex<Vec<&'static str>>,
+    /// How many of the next ListExecutions calls fail with a service error.
+    pub failing_listings: Mutex<u32>,
 }
 
 impl FakeSteps {
@@ -271,11 +275,32 @@ impl FakeSteps {
             current_state: Mutex::new(Some("RunBuild".into())),
             failing_describes: Mutex::default(),
             stops: Mutex::default(),
+            calls: Mutex::default(),
+            failing_listings: Mutex::default(),
         }))
     }
 }
 
 impl StepsFake {
+    /// Records a call of `operation`; fails it while `failing` counts down.
+    fn record_call(
+        &self,
+        operation: &'static str,
+        failing: &Mutex<u32>,
+    ) -> Result<(), ServiceError> {
+        self.calls.lock().unwrap().push(operation);
+        let mut failing = failing.lock().unwrap();
+        if *failing > 0 {
+            *failing -= 1;
+            return Err(ServiceError::Call {
+                service: "states",
+                operation,
+                message: "throttled".into(),
+            });
+        }
+        Ok(())
+    }
+
     pub fn arn(&self, name: &str) -> String {
         format!("{}:{name}", self.prefix)
     }
@@ -306,6 +331,7 @@ impl StepsFake {
                     error: error.map(Into::into),
                     cause: cause.map(Into::into),
                     duration_seconds: Some(60),
+                    started_at: Some(0),
                 },
             },
         );
@@ -350,6 +376,7 @@ impl StepFunctions for FakeSteps {
                             error: None,
                             cause: None,
                             duration_seconds: None,
+                            started_at: Some(0),
                         },
                     },
                 );
@@ -359,17 +386,7 @@ impl StepFunctions for FakeSteps {
     }
 
     async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, ServiceError> {
-        {
-            let mut failing = self.failing_describes.lock().unwrap();
-            if *failing > 0 {
-                *failing -= 1;
-                return Err(ServiceError::Call {
-                    service: "states",
-                    operation: "DescribeExecution",
-                    message: "throttled".into(),
-                });
-            }
-        }
+        self.record_call("DescribeExecution", &self.failing_describes)?;
         let executions = self.executions.lock().unwrap();
         executions
             .values()
@@ -379,17 +396,22 @@ impl StepFunctions for FakeSteps {
     }
 
     async fn current_state(&self, _arn: &str) -> Result<Option<String>, ServiceError> {
+        self.calls.lock().unwrap().push("GetExecutionHistory");
         Ok(self.current_state.lock().unwrap().clone())
     }
 
-    async fn running_executions(&self) -> Result<Vec<String>, ServiceError> {
+    async fn running_executions(&self) -> Result<Vec<RunningExecution>, ServiceError> {
+        self.record_call("ListExecutions", &self.failing_listings)?;
         Ok(self
             .executions
             .lock()
             .unwrap()
             .values()
             .filter(|e| e.description.status == ExecutionStatus::Running)
-            .map(|e| e.description.arn.clone())
+            .map(|e| RunningExecution {
+                arn: e.description.arn.clone(),
+                started_at: Some(0),
+            })
             .collect())
     }
 

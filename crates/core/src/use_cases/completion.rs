@@ -2,8 +2,8 @@
 //! the instances of an execution that ended without its own release.
 
 use super::deadline::Deadline;
-use super::job::{JobWorker, JOB_TIME_RESERVE};
-use crate::model::{ExecutionEnded, JobOutcome, ServiceError};
+use super::job::{JobWorker, RunningBuilds, JOB_TIME_RESERVE};
+use crate::model::{ContinuationToken, ExecutionEnded, JobOutcome, ServiceError};
 use crate::ports::{CodePipeline, Instances, StepFunctions};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -106,6 +106,11 @@ impl<P: CodePipeline, S: StepFunctions, I: Instances> Completion<P, S, I> {
         let settings = self.worker.settings();
         let mut deadline = Deadline::new(time_left);
         let mut delay = settings.completion_poll_delay;
+        // Only this execution has ended for sure; other builds polled on the way are continued
+        // as their tokens last saw them, and checked by the scheduled sweep.
+        let running = RunningBuilds::NotChecked {
+            ended: Some(&ended.execution_arn),
+        };
         for attempt in 0..settings.completion_poll_attempts {
             let wait = if attempt == 0 { Duration::ZERO } else { delay };
             if !deadline.allows_round_after(wait) || deadline.remaining() < wait + JOB_TIME_RESERVE
@@ -127,11 +132,13 @@ impl<P: CodePipeline, S: StepFunctions, I: Instances> Completion<P, S, I> {
                 }
             };
             let ours = jobs.iter().any(|j| {
-                j.data.continuation_token.as_deref() == Some(ended.execution_arn.as_str())
+                j.data.continuation_token.as_deref().is_some_and(|t| {
+                    ContinuationToken::parse(t).execution_arn == ended.execution_arn
+                })
             });
             summary
                 .outcomes
-                .extend(self.worker.handle_all(jobs, &deadline).await);
+                .extend(self.worker.handle_all(jobs, &deadline, &running).await);
             deadline.record_round(round_started.elapsed());
             if ours {
                 summary.reported = Reported::ContinuationJob;

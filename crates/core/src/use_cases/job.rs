@@ -5,21 +5,38 @@ use super::deadline::Deadline;
 use crate::input::ExecutionInput;
 use crate::model::AckStatus;
 use crate::model::{
-    ExecutionDescription, ExecutionStatus, Job, JobOutcome, JobReport, ServiceError, SkipReason,
-    SuccessReport,
+    ContinuationToken, ExecutionDescription, ExecutionStatus, Job, JobOutcome, JobReport,
+    ServiceError, SkipReason, SuccessReport,
 };
 use crate::ports::{CodePipeline, StepFunctions};
+use crate::progress::{self, Stage};
 use crate::report::{self, configuration_failure, job_failure};
 use crate::settings::Settings;
 use crate::spec::BuildSpec;
 use futures::stream::{self, StreamExt};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{field, info, warn, Instrument};
 
 /// Time a job needs after AcknowledgeJob (StartExecution or DescribeExecution, then the answer)
 /// at the SDK's attempt timeout of 10 s, with room to spare. With less left before the deadline
 /// a job is not acknowledged.
 pub const JOB_TIME_RESERVE: Duration = Duration::from_secs(15);
+
+/// What the worker knows of running builds when it answers their continuation jobs; it decides
+/// how many Step Functions calls a re-check costs.
+#[derive(Debug, Clone, Copy)]
+pub enum RunningBuilds<'a> {
+    /// Nothing: each build is described, and its current state read while it runs.
+    Unknown,
+    /// The RUNNING executions (ARN → start time), listed once for the sweep: a listed build is
+    /// continued without DescribeExecution; any other is described.
+    Listed(&'a HashMap<String, Option<u64>>),
+    /// Not looked at: a build is continued as its token last saw it, without any call, except
+    /// `ended`, which is described. A STARTED sweep leaves running builds to the scheduled
+    /// sweep this way; the completion function describes only its own execution.
+    NotChecked { ended: Option<&'a str> },
+}
 
 /// Handles jobs of our action type over a CodePipeline and a Step Functions port.
 pub struct JobWorker<P, S> {
@@ -60,16 +77,26 @@ impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
 
     /// Handles jobs concurrently; one job's failure never stops the others. A job is not
     /// acknowledged once less than [`JOB_TIME_RESERVE`] is left before `deadline`.
-    pub async fn handle_all(&self, jobs: Vec<Job>, deadline: &Deadline) -> Vec<JobOutcome> {
+    pub async fn handle_all(
+        &self,
+        jobs: Vec<Job>,
+        deadline: &Deadline,
+        running: &RunningBuilds<'_>,
+    ) -> Vec<JobOutcome> {
         stream::iter(jobs)
-            .map(|job| self.handle(job, deadline))
+            .map(|job| self.handle(job, deadline, running))
             .buffer_unordered(self.settings.job_concurrency)
             .collect()
             .await
     }
 
     /// Acknowledges the job, decides what to answer and answers it.
-    pub async fn handle(&self, job: Job, deadline: &Deadline) -> JobOutcome {
+    pub async fn handle(
+        &self,
+        job: Job,
+        deadline: &Deadline,
+        running: &RunningBuilds<'_>,
+    ) -> JobOutcome {
         let span = tracing::info_span!("job", job_id = %job.id, execution_arn = field::Empty);
         async {
             if deadline.remaining() < JOB_TIME_RESERVE {
@@ -86,7 +113,7 @@ impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
                 };
             }
             let report = match &job.data.continuation_token {
-                Some(token) => self.continue_build(token).await,
+                Some(token) => self.continue_build(token, running).await,
                 None => self.start_build(&job).await,
             };
             self.answer(&job.id, report).await
@@ -168,33 +195,42 @@ impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
         report::started(&arn, &self.settings)
     }
 
-    /// A continuation job: report the execution's state.
-    async fn continue_build(&self, token: &str) -> JobReport {
-        tracing::Span::current().record("execution_arn", token);
-        if !token.starts_with(&self.settings.execution_arn("")) {
+    /// A continuation job: report the execution's state, with as few calls as `running` allows.
+    async fn continue_build(&self, raw: &str, running: &RunningBuilds<'_>) -> JobReport {
+        let token = ContinuationToken::parse(raw);
+        let arn = token.execution_arn.as_str();
+        tracing::Span::current().record("execution_arn", arn);
+        if !arn.starts_with(&self.settings.execution_arn("")) {
             return JobReport::Fail(job_failure(
                 format!(
-                    "the continuation token {token:?} is not an execution of {}",
+                    "the continuation token {raw:?} is not an execution of {}",
                     self.settings.state_machine_arn
                 ),
                 None,
             ));
         }
-        match self.steps.describe_execution(token).await {
-            Ok(execution) => {
-                let state = if execution.status == ExecutionStatus::Running {
-                    self.steps.current_state(token).await.unwrap_or_else(|e| {
-                        warn!(error = %e, "could not read the execution history");
-                        None
-                    })
-                } else {
-                    None
-                };
-                report::for_execution(&execution, state.as_deref(), &self.settings)
+        match running {
+            RunningBuilds::NotChecked { ended } if *ended != Some(arn) => {
+                return report::still_running(&token, None, &self.settings);
             }
+            RunningBuilds::Listed(listed) => {
+                if let Some(started_at) = listed.get(arn) {
+                    let running_for = started_at.map(|s| now_seconds().saturating_sub(s));
+                    let token = self.refresh_state(token).await;
+                    return report::still_running(&token, running_for, &self.settings);
+                }
+            }
+            _ => {}
+        }
+        match self.steps.describe_execution(arn).await {
+            Ok(execution) if execution.status == ExecutionStatus::Running => {
+                let token = self.refresh_state(token).await;
+                report::still_running(&token, execution.started_seconds_ago(), &self.settings)
+            }
+            Ok(execution) => report::for_execution(&execution, None, &self.settings),
             Err(ServiceError::ExecutionNotFound(_)) => JobReport::Fail(job_failure(
-                format!("the build execution {token} does not exist any more"),
-                Some(token.to_string()),
+                format!("the build execution {arn} does not exist any more"),
+                Some(arn.to_string()),
             )),
             Err(e) => {
                 warn!(error = %e, "DescribeExecution failed; continuing so the next job checks again");
@@ -203,11 +239,33 @@ impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
                         &format!("Build status unknown for now ({e}); checking again"),
                         report::MAX_SUMMARY_LEN,
                     ),
-                    external_execution_id: token.to_string(),
+                    external_execution_id: arn.to_string(),
                     percent_complete: None,
                     continuation_token: Some(token.to_string()),
                     output_variables: Default::default(),
                 })
+            }
+        }
+    }
+
+    /// The token with the state the running execution is in now. Once the build has reached
+    /// its long wait (the build stage, or release after it), the state changes only when the
+    /// build ends, which the completion function reports: the history is not read again.
+    async fn refresh_state(&self, token: ContinuationToken) -> ContinuationToken {
+        let reached_wait = token
+            .last_state
+            .as_deref()
+            .and_then(progress::of_state)
+            .is_some_and(|p| matches!(p.stage, Stage::Build | Stage::Release));
+        if reached_wait {
+            return token;
+        }
+        match self.steps.current_state(&token.execution_arn).await {
+            Ok(Some(state)) => ContinuationToken::new(token.execution_arn, Some(&state)),
+            Ok(None) => token,
+            Err(e) => {
+                warn!(error = %e, "could not read the execution history");
+                token
             }
         }
     }
@@ -273,4 +331,10 @@ fn is_execution_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

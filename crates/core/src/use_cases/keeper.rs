@@ -87,6 +87,7 @@ impl<P: CodePipeline, S: StepFunctions, F: Fleet> Keeper<P, S, F> {
             .await
             .map_err(KeeperError::ListExecutions)?
             .into_iter()
+            .map(|e| e.arn)
             .collect();
         report.running_executions = running.len();
         report.live_instances = instances.iter().filter(|i| i.state.is_live()).count();

@@ -1,10 +1,10 @@
 //! The sweep: poll for jobs and handle each, as far as the trigger asks and time allows.
 
 use super::deadline::Deadline;
-use super::job::{JobWorker, JOB_TIME_RESERVE};
-use crate::model::{Job, JobOutcome, ServiceError, SweepScope};
+use super::job::{JobWorker, RunningBuilds, JOB_TIME_RESERVE};
+use crate::model::{ContinuationToken, Job, JobOutcome, ServiceError, SweepScope};
 use crate::ports::{CodePipeline, StepFunctions};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::warn;
@@ -61,8 +61,11 @@ impl<P: CodePipeline, S: StepFunctions> Sweep<P, S> {
         let settings = self.worker.settings();
         let mut deadline = Deadline::new(time_left);
         let mut summary = SweepSummary::default();
-        let mut seen_tokens = HashSet::new();
+        let mut seen_builds = HashSet::new();
         let mut found_new_job = false;
+        // The scheduled sweep lists the running executions once, at its first continuation job,
+        // so a re-check costs no Step Functions call per build (ListExecutions pages hold 1,000).
+        let mut listed: Option<Option<HashMap<String, Option<u64>>>> = None;
         while summary.polls < settings.poll_max_rounds {
             // A polled job must be acknowledged in time to be started and answered: poll only
             // with that time left, and after a first batch only if another one fits as well.
@@ -86,12 +89,20 @@ impl<P: CodePipeline, S: StepFunctions> Sweep<P, S> {
             };
             summary.polls += 1;
             let full = jobs.len() as u32 >= settings.poll_batch_size;
-            let batch = BatchKinds::of(&jobs, &mut seen_tokens);
+            let batch = BatchKinds::of(&jobs, &mut seen_builds);
+            if scope == SweepScope::AllJobs && batch.continuations && listed.is_none() {
+                listed = Some(self.list_running().await);
+            }
+            let running = match (scope, &listed) {
+                (SweepScope::NewJobs, _) => RunningBuilds::NotChecked { ended: None },
+                (SweepScope::AllJobs, Some(Some(map))) => RunningBuilds::Listed(map),
+                (SweepScope::AllJobs, _) => RunningBuilds::Unknown,
+            };
             // Every polled job is handled: a polled job that is not acknowledged is not offered
             // again soon (or at all, in some emulators), so skipping one could strand a build.
             summary
                 .outcomes
-                .extend(self.worker.handle_all(jobs, &deadline).await);
+                .extend(self.worker.handle_all(jobs, &deadline, &running).await);
             deadline.record_round(batch_started.elapsed());
             // Continuation jobs of running builds may be queued ahead of the new job (each check
             // queues the next one), so a STARTED sweep looks a few batches deep before giving up.
@@ -99,31 +110,49 @@ impl<P: CodePipeline, S: StepFunctions> Sweep<P, S> {
                 && !batch.new_jobs
                 && (found_new_job || summary.polls >= NEW_JOB_SEARCH_BATCHES);
             found_new_job |= batch.new_jobs;
-            // A token seen twice means the batch holds continuations of builds this sweep
+            // A build seen twice means the batch holds continuations of builds this sweep
             // already checked: stop, so running builds are not re-checked in a loop.
-            if !full || batch.repeated_token || done_with_new_jobs {
+            if !full || batch.repeated_build || done_with_new_jobs {
                 break;
             }
         }
         Ok(summary)
+    }
+
+    /// The running executions by ARN with their start times; `None` when they cannot be
+    /// listed, and each build is then described on its own.
+    async fn list_running(&self) -> Option<HashMap<String, Option<u64>>> {
+        match self.worker.steps().running_executions().await {
+            Ok(list) => Some(list.into_iter().map(|e| (e.arn, e.started_at)).collect()),
+            Err(e) => {
+                warn!(error = %e, "ListExecutions failed; describing each running build instead");
+                None
+            }
+        }
     }
 }
 
 /// What kinds of job a batch holds.
 struct BatchKinds {
     new_jobs: bool,
-    repeated_token: bool,
+    continuations: bool,
+    repeated_build: bool,
 }
 
 impl BatchKinds {
-    fn of(jobs: &[Job], seen_tokens: &mut HashSet<String>) -> Self {
+    fn of(jobs: &[Job], seen_builds: &mut HashSet<String>) -> Self {
         let mut kinds = Self {
             new_jobs: false,
-            repeated_token: false,
+            continuations: false,
+            repeated_build: false,
         };
         for job in jobs {
             match &job.data.continuation_token {
-                Some(token) => kinds.repeated_token |= !seen_tokens.insert(token.clone()),
+                Some(token) => {
+                    kinds.continuations = true;
+                    let arn = ContinuationToken::parse(token).execution_arn;
+                    kinds.repeated_build |= !seen_builds.insert(arn);
+                }
                 None => kinds.new_jobs = true,
             }
         }
