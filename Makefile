@@ -19,6 +19,7 @@ help:
 	@echo "make package   arm64 Lambda zips and the packaged template (needs no AWS account)"
 	@echo "make deploy    deploy to AWS with your credentials"
 	@echo "make deploy-windows-ami   deploy the Windows build AMI pipeline (START_BAKE=1: bake now)"
+	@echo "make smoke-aws live smoke test on AWS after make deploy (Linux, Windows docker, Windows conda builds)"
 
 # ---------------------------------------------------------------- set-up
 $(VENV)/.installed: tests/localstack/requirements.txt
@@ -47,7 +48,7 @@ build:
 
 # ---------------------------------------------------------------- tests
 # The pytest suites `make test` runs (tests/bench is `make bench`, not a test suite).
-PYTEST_SUITES := tests/localstack tests/flow tests/template tests/lint tests/e2e
+PYTEST_SUITES := tests/localstack tests/flow tests/template tests/lint tests/e2e tests/aws
 
 .PHONY: test test-unit test-e2e lint
 # Binaries first: `cargo test` then reuses their dependencies, and the e2e suites need them.
@@ -80,7 +81,7 @@ bench: $(VENV)/.installed
 	LAMBDA_BIN_DIR=$(CARGO_TARGET_DIR)/release $(PY) -m tests.bench $(BENCH_ARGS)
 
 # ---------------------------------------------------------------- packaging and deployment
-.PHONY: package deploy deploy-windows-ami
+.PHONY: package deploy deploy-windows-ami smoke-aws
 package: $(VENV)/.installed
 	cloudformation/package.sh
 
@@ -90,3 +91,9 @@ deploy: package
 # The Image Builder pipeline of the Windows build AMI; versions derived from its content (README, Windows builds).
 deploy-windows-ami: $(VENV)/.installed
 	START_BAKE=$(START_BAKE) cloudformation/deploy-windows-ami.sh
+
+# Three real builds through real pipelines (tests/aws/test_smoke.py): needs your credentials, the
+# deployed stack and the example stack (cloudformation/README.md); up to two hours, and EC2 costs.
+EC2BUILD_SMOKE_EXAMPLE_STACK ?= ec2-build-example
+smoke-aws: $(VENV)/.installed
+	EC2BUILD_SMOKE_EXAMPLE_STACK=$(EC2BUILD_SMOKE_EXAMPLE_STACK) $(PY) -m pytest -q -rs -p no:cacheprovider tests/aws -k test_build_on_aws
