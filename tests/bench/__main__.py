@@ -1,6 +1,8 @@
-"""`python -m tests.bench [--quick]`: the product's figures, measured in the local stack
-with the real Lambda binaries ($LAMBDA_BIN_DIR, the release build under `make bench`), printed as
-a table and written to BENCHMARKS.md. See the Method section of that file."""
+"""`python -m tests.bench [--quick] [--only SECTIONS | --skip SECTIONS]`: the product's figures,
+measured in the local stack with the real Lambda binaries ($LAMBDA_BIN_DIR, the release build under
+`make bench`), printed as a table and written to BENCHMARKS.md by a full run only (a quick or
+partial run writes only to --output). `--only faults` runs the Faults section alone. See the
+Method section of that file."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from . import coldstart, scenarios
+from . import coldstart, faults, scenarios
 from .scenarios import Build, Environment, median
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,6 +33,7 @@ TARGET_STAGE_S = 2.0
 TARGET_TRANSITIONS = 25
 TARGET_COLD_RATIO = 1.5
 TARGET_RSS_RATIO = 1.10
+SECTIONS = ("overhead", "transitions", "cold", "throughput", "faults")
 
 
 def log(msg: str) -> None:
@@ -139,17 +142,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real-jobs", help="throughput sizes also run with the real state machine instead of the parked stand-in, "
                     "for comparison (default 100; quick none; '' for none)")
     ap.add_argument("--concurrency", type=int, default=4, help="poller sandboxes in the throughput runs (default 4)")
-    ap.add_argument("--output", help="Markdown file to write (default BENCHMARKS.md for the full run)")
-    ap.add_argument("--skip", default="", help="comma-separated sections to skip: overhead,transitions,cold,throughput")
+    ap.add_argument("--output", help="Markdown file to write (default BENCHMARKS.md for the full run; a partial run writes none without it)")
+    ap.add_argument("--skip", default="", help=f"comma-separated sections to skip: {','.join(SECTIONS)}")
+    ap.add_argument("--only", help="comma-separated sections to run, every other one skipped (e.g. --only faults)")
     args = ap.parse_args(argv)
+    skip = skipped_sections(args)
     bin_dir = os.path.abspath(os.environ.get("LAMBDA_BIN_DIR") or os.path.join(REPO, "target", "release"))
     reps = args.reps or (3 if args.quick else 10)
     durations = [int(x) for x in (args.durations or ("5,60" if args.quick else "5,60,600")).split(",") if x]
     sizes = [int(x) for x in (args.jobs or ("100" if args.quick else "100,1000")).split(",") if x]
     real_sizes = [int(x) for x in (args.real_jobs if args.real_jobs is not None else ("" if args.quick else "100")).split(",") if x]
-    output = args.output or (None if args.quick else os.path.join(REPO, "BENCHMARKS.md"))
-    skip = set(filter(None, args.skip.split(",")))
-    for b in ("poller", "completion") + (() if "cold" in skip else ("bench-baseline",)):
+    # BENCHMARKS.md comes from a full run only.
+    output = args.output or (None if args.quick or skip else os.path.join(REPO, "BENCHMARKS.md"))
+    for b in ("poller", "completion", "keeper") + (() if "cold" in skip else ("bench-baseline",)):
         if not os.access(os.path.join(bin_dir, b), os.X_OK):
             sys.exit(f"{bin_dir}/{b} missing: build with `cargo build --workspace --bins --release` (make bench does)")
     info = machine()
@@ -165,9 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     # The agent checks of the deployed template start after 10 s (a real instance needs longer to
     # boot); here the agent is online at once, so the first wait is shortened to 1 s. This only
     # shortens the (separately reported) acquisition; the transition count is the same.
-    env = Environment(bin_dir, substitutions={"AgentPollSeconds": "1", "AgentPollMaxSeconds": "2"})
+    # Sections 1-3 share this deployment; 4 and 6 deploy their own.
+    env = Environment(bin_dir, substitutions={"AgentPollSeconds": "1", "AgentPollMaxSeconds": "2"}) \
+        if {"overhead", "transitions", "cold"} - skip else None
+    fault_res: faults.Faults | None = None
     try:
-        template_env = {k: v for k, v in env.dep.poller.env.items()
+        template_env = {k: v for k, v in (env.dep.poller.env.items() if env else ())
                         if k in ("STATE_MACHINE_ARN", "ACTION_CATEGORY", "ACTION_PROVIDER", "ACTION_VERSION", "POLL_BATCH_SIZE",
                                  "POLL_MAX_ROUNDS", "JOB_CONCURRENCY", "BUILD_HEARTBEAT_SECONDS", "AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL")}
         pending: list[Build] = []
@@ -215,23 +223,31 @@ def main(argv: list[str] | None = None) -> int:
             log(f"waiting for the {b.sleep} s build (≈{max(0, left):.0f} s)")
             long_builds.append(scenarios.finish_build(env, b, max(60, left) + 600))
             log(f"{b.sleep} s build: {b.status}, {len(b.transitions)} transitions, {b.continuation_checks} continuation checks")
-        durations_inv = scenarios.invocation_durations(env)
+        if env:
+            durations_inv = scenarios.invocation_durations(env)
     finally:
-        env.close()
+        if env:
+            env.close()
+    if "faults" not in skip:  # alone on the machine: its times are waits for schedules
+        log(f"faults: {sum(1 for c in faults.CASES if c.provoke)} cases, keeper and sweep on their schedules")
+        fault_res = faults.measure(bin_dir, log)
+        log(f"faults section: {fault_res.seconds:.0f} s")
     context = {
         "aws_cli": tool_startup([os.path.join(os.path.dirname(sys.executable), "aws"), "--version"]),
         "python3": tool_startup(["python3", "-c", "pass"]),
     }
     long_builds.sort(key=lambda b: b.sleep)
-    try:  # raw results, to re-render without re-measuring
+    try:  # raw results, to re-render without re-measuring (a partial run's apart from a full run's)
         import pickle
 
-        with open(os.path.join(os.environ.get("TMPDIR", "/tmp"), "ec2build-bench-raw.pkl"), "wb") as f:
+        raw = "ec2build-bench-raw" + ("-partial" if skip else "") + ".pkl"
+        with open(os.path.join(os.environ.get("TMPDIR", "/tmp"), raw), "wb") as f:
             pickle.dump({"info": info, "builds": builds, "long_builds": long_builds, "inv": durations_inv, "cold": cold,
-                         "tps": tps, "context": context, "args": args, "reps": reps, "elapsed": time.monotonic() - t_start}, f)
+                         "tps": tps, "context": context, "args": args, "reps": reps, "elapsed": time.monotonic() - t_start,
+                         "faults": fault_res}, f)
     except Exception as e:  # noqa: BLE001
         log(f"(raw results not saved: {e})")
-    text = render(info, builds, long_builds, durations_inv, cold, tps, context, args, reps, time.monotonic() - t_start)
+    text = render(info, builds, long_builds, durations_inv, cold, tps, context, args, reps, time.monotonic() - t_start, fault_res)
     print(text)
     if output:
         with open(output, "w") as f:
@@ -243,12 +259,26 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------- report
 def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], inv: dict[str, list[tuple[str, float]]],
            cold: dict[str, list[coldstart.ColdStart]], tps: list[scenarios.Throughput], context: dict[str, float],
-           args: argparse.Namespace, reps: int, elapsed: float) -> str:
+           args: argparse.Namespace, reps: int, elapsed: float, fault_res: faults.Faults | None = None) -> str:
     L: list[str] = []
     add = L.append
+    skip = skipped_sections(args)
+    starts: list[int] = []
+
+    def begin() -> None:
+        starts.append(len(L))
+
+    def end(skipped: bool) -> None:
+        """A section this run skipped says so, whatever it rendered from no data."""
+        if skipped:
+            del L[starts[-1] + 2:]  # its title and the blank line after it stay
+            L.extend(["(skipped)", ""])
+
+    flags = (" --quick" if args.quick else "") + (f" --only {args.only}" if getattr(args, "only", None) else "") + \
+        (f" --skip {args.skip}" if args.skip else "")
     add("# Benchmarks")
     add("")
-    add("Generated by `make bench` (`python -m tests.bench`" + (" --quick" if args.quick else "") + f"); do not edit by hand. Run took {elapsed / 60:.1f} min.")
+    add(f"Generated by `make bench` (`python -m tests.bench{flags}`); do not edit by hand. Run took {elapsed / 60:.1f} min.")
     add("")
     add(f"- Date: {info['date']}")
     add(f"- Machine: {info['cpu']}; {info['os']}")
@@ -261,6 +291,7 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
     add("")
 
     # 1. overhead
+    begin()
     add("## 1. Orchestration overhead on the critical path")
     add("")
     ok_builds = [b for b in builds if b.status == "Succeeded"]
@@ -310,7 +341,9 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
         "the document with the Python AWS CLI); a, b2, c2 are the product's own Lambdas and state transitions.")
     add("")
 
+    end("overhead" in skip)
     # 2. transitions
+    begin()
     add("## 2. State transitions per build")
     add("")
     add("| Build (sleep in the command) | Status | Transitions (StateEntered) | Lambda API calls for this build | Continuation checks | Target (same count, ≤ 25) |")
@@ -339,7 +372,9 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
         "transitions are the `*StateEntered` events of the execution history (what Step Functions bills).")
     add("")
 
+    end("transitions" in skip)
     # 3. cold start
+    begin()
     add("## 3. Lambda cold start and peak memory")
     add("")
     if cold:
@@ -392,7 +427,9 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
         add("(skipped)")
     add("")
 
+    end("cold" in skip)
     # 4. throughput
+    begin()
     add("## 4. Throughput")
     add("")
     if tps:
@@ -496,7 +533,9 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
         add("(skipped)")
     add("")
 
+    end("throughput" in skip)
     # 5. cost
+    begin()
     add("## 5. Cost per build")
     add("")
     succeeded = [b for b in long_builds + ok_builds if b.status == "Succeeded"]
@@ -558,26 +597,106 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
             f"10 minutes of boot ≈ ${price * 20 / 60:.3f}; a 2-hour build ≈ ${price * (130 / 60):.3f}. The orchestration above is "
             f"{'%.2f' % (100 * (transitions * PRICES['sfn_transition']) / (price * 20 / 60))} % of the first.")
     add("")
-
+    end({"overhead", "transitions"} <= skip)
+    # 6. faults
+    begin()
+    faults_section(add, fault_res)
+    end("faults" in skip)
     # summary
     add("## Targets")
     add("")
-    return "\n".join(L) + "\n" + summary(builds, long_builds, cold, tps) + "\n"
+    return "\n".join(L) + "\n" + summary(builds, long_builds, cold, tps, fault_res, skip) + "\n"
 
 
-def summary(builds: list[Build], long_builds: list[Build], cold: dict[str, list[coldstart.ColdStart]], tps: list[Any]) -> str:
+def skipped_sections(args: argparse.Namespace) -> set[str]:
+    """The sections this run leaves out (--skip, or all but those of --only)."""
+    skip = set(filter(None, args.skip.split(",")))
+    only = set(filter(None, (getattr(args, "only", None) or "").split(",")))
+    unknown = (skip | only) - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"unknown sections {sorted(unknown)}: choose from {', '.join(SECTIONS)}")
+    return skip | (set(SECTIONS) - only if only else set())
+
+
+def faults_section(add: Any, res: faults.Faults | None) -> None:
+    add("## 6. Faults")
+    add("")
+    if res is None:
+        add("(skipped)")
+        add("")
+        return
+    add(f"What happens after a fault around a running build, timed from the fault (emulator wall-clock, observed every "
+        f"{faults.OBSERVE_EVERY} s). The keeper runs every {res.keeper_period:.0f} s: {res.keeper_schedule}; the poller's "
+        f"sweep every {res.sweep_period:.0f} s. Both run on their timers from the deployment on, so every time includes the "
+        "wait for the keeper's or the sweep's next run, up to a period, wherever the fault fell in it.")
+    add("")
+    add("| Fault | Fault → instance terminated (by) | Fault → job answered (by) | Keeper run that acted began | "
+        "Leaked instances after the keeper's next run | Duplicated builds | What the job says | Target (0 leaked, 0 duplicated) |")
+    add("|---|---|---|---|---|---|---|---|")
+
+    def cell(text: str, limit: int = 260) -> str:
+        text = " ".join(text.split()).replace("|", "\\|")
+        return text if len(text) <= limit else text[:limit - 1] + "…"
+
+    for r in res.runs:
+        if r.note:
+            add(f"| {r.case} | {r.note} | | | | | | n/a |")
+            continue
+        terminated = f"{fmt(r.after(r.terminated), digits=1)} ({r.terminated_by})" if r.terminated is not None else "not seen"
+        answered = f"{fmt(r.after(r.answered), digits=1)} ({r.answered_by})" if r.answered is not None else "not seen"
+        if r.answer and r.answer != "job answered":
+            answered = f"{r.answer}: {answered}"
+        acted = fmt(r.after(r.keeper_acted), digits=1) + " after the fault" if r.keeper_acted is not None else "none"
+        says = " ".join(([cell(f"{r.status}: {r.message}")] if r.status else []) +
+                        (["**unexpected**: " + cell("; ".join(r.problems), 300)] if r.problems else []))
+        target = "n/a" if r.leaked is None or r.duplicated is None else met(r.leaked == 0 and r.duplicated == 0 and not r.problems)
+        add(f"| {r.case} | {terminated} | {answered} | {acted} | {'n/a' if r.leaked is None else r.leaked} | "
+            f"{'n/a' if r.duplicated is None else r.duplicated} | {says} | {target} |")
+    add("")
+    left = "n/a" if res.left_running is None else str(res.left_running)
+    add(f"Instances of the deployment left running after the last keeper run: {left}. The section took {res.seconds:.0f} s "
+        f"(deployment, builds, faults, the keeper's runs after them).")
+    add("")
+    add("Method: one deployment from the template with its schedules running (tests/deploy.py; the agent checks shortened as in "
+        f"section 1; {res.concurrency} sandboxes per function), one pipeline per case whose creation starts a build that "
+        "sleeps far longer than the section. Once its command runs on its instance (the local agent reports it InProgress) "
+        "the case provokes its fault as its end-to-end test in tests/e2e/test_keeper.py does (list below). The cases run at "
+        "once, except those that break a function every build shares (" +
+        (", ".join(r.case for r in res.runs if r.exclusive) or "none") + "): each provokes its fault only once every other "
+        "case was answered and terminated, and puts the function right once its own case was. From the fault the bench "
+        "looks at the instance (DescribeInstances: shutting-down or terminated) and at the action's latestExecution in "
+        "GetPipelineState (Succeeded or Failed: *job answered*); when the action is already final at the fault (Abandoned) "
+        "it times the build stopped instead (DescribeExecution no longer RUNNING), and the row says so. *By*: the keeper when "
+        "one of its runs reports the instance terminated or the execution stopped, the completion function when its "
+        "response lists the instance released; for the answer, the function whose final PutJobSuccessResult or "
+        "PutJobFailureResult passed the bench's proxy. *Keeper run that acted*: the start of the first keeper invocation "
+        "after the fault whose response names the instance or the execution. Then, after the first keeper run that began "
+        "once the case was over: *leaked* = instances tagged with the pipeline neither shutting-down nor terminated, "
+        "*duplicated* = executions whose input names the pipeline, beyond the first. A row's *unexpected* lists what "
+        "differs from what its end-to-end test asserts (the job's status and message, the fault having happened as meant); "
+        "such a row misses its target whatever its counts.")
+    add("")
+    for r in res.runs:
+        add(f"- {r.case}: {r.how or r.note}")
+    add("")
+
+
+def summary(builds: list[Build], long_builds: list[Build], cold: dict[str, list[coldstart.ColdStart]], tps: list[Any],
+            fault_res: faults.Faults | None = None, skip: set[str] | frozenset[str] = frozenset()) -> str:
     L = ["| Target | Result |", "|---|---|"]
     ok = [b for b in builds if b.status == "Succeeded"]
-    for label, a, b in (("a. job visible → execution started < 2 s", "visible", "execution_started"),
-                        ("c. command finished → final result < 2 s", "command_end", "final_result")):
-        m = median([x.stage(a, b) for x in ok])
-        L.append(f"| {label} | {met(None if m is None else m < TARGET_STAGE_S)} ({fmt(m)}) |")
-    m = median([x.started_to_command_without_acquisition() for x in ok])
-    L.append(f"| b. execution started → command running (acquisition excluded) < 2 s | {met(None if m is None else m < TARGET_STAGE_S)} ({fmt(m)}) |")
-    counts = sorted({len(b.transitions) for b in long_builds})
-    all_ok = long_builds and all(b.status == "Succeeded" for b in long_builds)
-    L.append(f"| transitions: same for {', '.join(str(b.sleep) + ' s' for b in long_builds) or 'n/a'}, ≤ 25 | "
-             f"{met((len(counts) == 1 and counts[0] <= TARGET_TRANSITIONS and bool(all_ok)) if long_builds else None)} ({', '.join(map(str, counts)) or 'n/a'}) |")
+    if "overhead" not in skip:
+        for label, a, b in (("a. job visible → execution started < 2 s", "visible", "execution_started"),
+                            ("c. command finished → final result < 2 s", "command_end", "final_result")):
+            m = median([x.stage(a, b) for x in ok])
+            L.append(f"| {label} | {met(None if m is None else m < TARGET_STAGE_S)} ({fmt(m)}) |")
+        m = median([x.started_to_command_without_acquisition() for x in ok])
+        L.append(f"| b. execution started → command running (acquisition excluded) < 2 s | {met(None if m is None else m < TARGET_STAGE_S)} ({fmt(m)}) |")
+    if "transitions" not in skip:
+        counts = sorted({len(b.transitions) for b in long_builds})
+        all_ok = long_builds and all(b.status == "Succeeded" for b in long_builds)
+        L.append(f"| transitions: same for {', '.join(str(b.sleep) + ' s' for b in long_builds) or 'n/a'}, ≤ 25 | "
+                 f"{met((len(counts) == 1 and counts[0] <= TARGET_TRANSITIONS and bool(all_ok)) if long_builds else None)} ({', '.join(map(str, counts)) or 'n/a'}) |")
     if cold:
         bt = statistics.median(c.first_response for c in cold["baseline"])
         br = statistics.median(c.peak_rss_kb for c in cold["baseline"])
@@ -594,6 +713,14 @@ def summary(builds: list[Build], long_builds: list[Build], cold: dict[str, list[
             unfinished = "; whole burst not finished in the limit" if getattr(t, "burst_invocations", 0) and t.burst_finished is None else ""
             L.append(f"| {what}: all started, none lost or duplicated | {met(t.lost == 0 and t.duplicated == 0)} "
                      f"({t.lost} lost, {t.duplicated} duplicated, {fmt(t.all_started, digits=1)}{unfinished}) |")
+    for r in fault_res.runs if fault_res else []:
+        if r.note:
+            L.append(f"| fault, {r.case}: 0 leaked, 0 duplicated | {r.note} |")
+        elif r.leaked is None or r.duplicated is None:
+            L.append(f"| fault, {r.case}: 0 leaked, 0 duplicated | not measured: {'; '.join(r.problems) or 'no keeper run after it'} |")
+        else:
+            L.append(f"| fault, {r.case}: 0 leaked, 0 duplicated | {met(r.leaked == 0 and r.duplicated == 0 and not r.problems)} "
+                     f"({r.leaked} leaked, {r.duplicated} duplicated{', unexpected answer' if r.problems else ''}) |")
     return "\n".join(L) + "\n"
 
 
