@@ -157,7 +157,7 @@ def test_lost_started_event_is_picked_up_by_the_sweep(e2e):
     e2e.stack.router.lose_next(pattern, 1)
     p = e2e.pipeline({"Command": "bash build.sh", "OutputArtifactPath": "dist"},
                      {"build.sh": BUILD_SH, "version.txt": "6.1.0\n"})
-    wait_until(lambda: any(ev["detail"]["pipeline"] == p for ev in e2e.stack.router.lost), 10, what="the STARTED event lost")
+    wait_until(lambda: any(ev["detail"].get("pipeline") == p for ev in e2e.stack.router.lost), 10, what="the STARTED event lost")
     assert not any(i.event.get("detail", {}).get("pipeline") == p for i in e2e.dep.poller.invocations)
     assert e2e.action(p)["status"] == "InProgress" and "externalExecutionId" not in e2e.action(p)
     assert e2e.executions(p) == []

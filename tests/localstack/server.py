@@ -25,6 +25,27 @@ def _json(start_response: Callable, status: str, body: Any) -> Iterable[bytes]:
     return [data]
 
 
+# Throttling on demand: operation name (the X-Amz-Target's last part, e.g. "PollForJobs") →
+# how many of its next calls are answered ThrottlingException; and how many were.
+THROTTLE: dict[str, int] = {}
+THROTTLED: dict[str, int] = {}
+
+
+def _throttled(environ: dict, start_response: Callable) -> Iterable[bytes] | None:
+    """A ThrottlingException, as awsJson services send it, when the operation is to be throttled."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    operation = target.rsplit(".", 1)[-1]
+    if not operation or THROTTLE.get(operation, 0) <= 0:
+        return None
+    THROTTLE[operation] -= 1
+    THROTTLED[operation] = THROTTLED.get(operation, 0) + 1
+    data = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+    start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.1"),
+                                       ("x-amzn-ErrorType", "ThrottlingException"),
+                                       ("Content-Length", str(len(data)))])
+    return [data]
+
+
 class TestApi:
     """WSGI middleware: /_ec2build/* here, everything else to moto."""
 
@@ -34,6 +55,9 @@ class TestApi:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if not path.startswith("/_ec2build/"):
+            throttled = _throttled(environ, start_response)
+            if throttled is not None:
+                return throttled
             return self.app(environ, start_response)
         from urllib.parse import parse_qs
 
@@ -64,6 +88,11 @@ class TestApi:
                     else:
                         ssm.AGENT_CONFIG["images"][image_id] = mode
             return _json(start_response, "200 OK", {**ssm.AGENT_CONFIG, "work_dir": _work_dir()})
+        if path == "/_ec2build/throttle":
+            if method == "PUT":
+                for operation, count in body.items():
+                    THROTTLE[operation] = int(count)
+            return _json(start_response, "200 OK", {"pending": THROTTLE, "throttled": THROTTLED})
         if path == "/_ec2build/jobs" and method == "GET":
             from .ext import codepipeline
 

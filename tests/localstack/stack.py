@@ -168,6 +168,16 @@ class LocalStack:
     def agent_invocations(self) -> list[dict[str, Any]]:
         return self._api("GET", "agent/invocations")["invocations"]
 
+    def throttle(self, **counts: int) -> dict[str, Any]:
+        """Answer the next `count` calls of each operation (by its API name, e.g.
+        PollForJobs=2) with ThrottlingException, from any client of the stack. Returns the
+        throttles still pending and how many calls were throttled so far."""
+        return self._api("PUT", "throttle", counts)
+
+    def throttling(self) -> dict[str, Any]:
+        """Throttles still pending and calls throttled so far, by operation."""
+        return self._api("GET", "throttle")
+
     def jobs(self, pipeline: str | None = None) -> list[dict[str, Any]]:
         """CodePipeline jobs with their status (Queued, Dispatched, InProgress, Succeeded, Failed),
         oldest first, optionally of one pipeline: what no CodePipeline call shows."""

@@ -272,3 +272,17 @@ def test_list_action_executions_pages_most_recent_first(stack, unique):
     second = cp.list_action_executions(pipelineName=pipeline["name"], maxResults=1, nextToken=first["nextToken"])
     assert second["actionExecutionDetails"][0]["actionExecutionId"] != first["actionExecutionDetails"][0]["actionExecutionId"]
     assert "nextToken" not in second
+
+
+def test_throttle_answers_the_next_calls_of_an_operation_with_throttling(stack, unique):
+    type_id, _ = _setup(stack, unique)
+    cp = stack.client("codepipeline")  # botocore's legacy mode: max_attempts 1 is one retry
+    stack.throttle(PollForJobs=2)
+    try:
+        with pytest.raises(ClientError) as err:
+            cp.poll_for_jobs(actionTypeId=type_id)
+        assert err.value.response["Error"]["Code"] == "ThrottlingException"
+        assert cp.poll_for_jobs(actionTypeId=type_id, maxBatchSize=1)["jobs"]
+        assert stack.throttling()["pending"]["PollForJobs"] == 0
+    finally:
+        stack.throttle(PollForJobs=0)

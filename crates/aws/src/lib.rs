@@ -34,10 +34,12 @@ pub const MAX_ATTEMPTS: u32 = 4;
 
 /// Loads the shared SDK configuration from the environment (credentials, region, and
 /// `AWS_ENDPOINT_URL` when set, which is how the local stack is reached), with the timeouts above
-/// and the adaptive retry mode: exponential backoff with jitter on throttling and transient
-/// errors, plus a client-side rate limiter that slows down once the service throttles. Every
-/// call the functions make is safe to retry (StartExecution is idempotent for the same name and
-/// input; a repeated answer is refused as already given and counted so).
+/// and the standard retry mode: exponential backoff with full jitter on throttling and transient
+/// errors, up to [`MAX_ATTEMPTS`]. Not the adaptive mode: its client-side rate limiter learns the
+/// send rate of one short-lived function instance, and after two throttled PollForJobs calls it
+/// held the third past the 25 s operation timeout (tests/e2e/test_throttling.py, local stack).
+/// Every call the functions make is safe to retry (StartExecution is idempotent for the same
+/// name and input; a repeated answer is refused as already given and counted so).
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
     sdk_config_loader().load().await
 }
@@ -51,7 +53,7 @@ fn sdk_config_loader() -> aws_config::ConfigLoader {
                 .operation_timeout(OPERATION_TIMEOUT)
                 .build(),
         )
-        .retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS))
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
 }
 
 impl CodePipelineJobs {
@@ -121,7 +123,7 @@ mod tests {
     use aws_config::retry::RetryMode;
 
     #[tokio::test]
-    async fn clients_get_the_timeouts_and_the_adaptive_retry_mode() {
+    async fn clients_get_the_timeouts_and_the_standard_retry_mode() {
         let config = sdk_config_loader()
             .region(aws_config::Region::new("us-east-1"))
             .test_credentials()
@@ -132,7 +134,7 @@ mod tests {
         assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
         assert_eq!(timeouts.operation_timeout(), Some(OPERATION_TIMEOUT));
         let retries = config.retry_config().unwrap();
-        assert_eq!(retries.mode(), RetryMode::Adaptive);
+        assert_eq!(retries.mode(), RetryMode::Standard);
         assert_eq!(retries.max_attempts(), MAX_ATTEMPTS);
     }
 }

@@ -146,7 +146,7 @@ pub fn for_execution(
                 execution
                     .cause
                     .as_deref()
-                    .map(str::trim)
+                    .map(|c| c.trim().trim_end_matches('.'))
                     .filter(|c| !c.is_empty()),
             ) {
                 (Some(error), Some(cause)) => format!(" ({error}): {cause}"),
@@ -575,7 +575,7 @@ mod tests {
                 ExecutionStatus::Aborted,
                 None,
                 Some("InstanceLost"),
-                Some("i-1 is Terminated (User initiated shutdown)"),
+                Some("i-1 is Terminated (User initiated shutdown). The keeper stopped the build."),
             ),
             None,
             &settings(),
@@ -585,7 +585,7 @@ mod tests {
         };
         assert!(
             r.message.starts_with(
-                "EC2 Build: the build execution was stopped (aborted) (InstanceLost): i-1 is Terminated (User initiated shutdown). Its instance is released."
+                "EC2 Build: the build execution was stopped (aborted) (InstanceLost): i-1 is Terminated (User initiated shutdown). The keeper stopped the build. Its instance is released."
             ),
             "{}",
             r.message
