@@ -89,7 +89,7 @@ def tool_startup(cmd: list[str], n: int = 5) -> float:
 
 # ---------------------------------------------------------------- cold starts
 def cold_starts(bin_dir: str, runs: int, template_env: dict[str, str]) -> dict[str, Any]:
-    """Baseline, poller and completion, interleaved, `runs` cold starts each."""
+    """Baseline, poller, completion and keeper, interleaved, `runs` cold starts each."""
     from tests.localstack import LocalStack
     from tests.localstack.helpers import custom_action_type
 
@@ -104,25 +104,33 @@ def cold_starts(bin_dir: str, runs: int, template_env: dict[str, str]) -> dict[s
         not_final = {**other, "detail-type": "Step Functions Execution Status Change", "source": "aws.states",
                      "detail": {"executionArn": template_env["STATE_MACHINE_ARN"].replace(":stateMachine:", ":execution:") + ":x",
                                 "stateMachineArn": template_env["STATE_MACHINE_ARN"], "name": "x", "status": "RUNNING"}}
+        # The keeper lists the stack's instances and the state machine's running executions: it
+        # needs a state machine that exists.
+        keeper_sm = stack.client("stepfunctions").create_state_machine(
+            name="bench-keeper", roleArn="arn:aws:iam::123456789012:role/bench",
+            definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+        keeper_env = {**env, "STATE_MACHINE_ARN": keeper_sm, "STACK_NAME": "bench"}
         cases = [
-            ("baseline", os.path.join(bin_dir, "bench-baseline"), other),
-            ("poller, ignored event", os.path.join(bin_dir, "poller"), other),
-            ("completion, ignored event", os.path.join(bin_dir, "completion"), not_final),
-            ("poller, empty sweep (1 PollForJobs)", os.path.join(bin_dir, "poller"), sweep),
+            ("baseline", os.path.join(bin_dir, "bench-baseline"), other, env),
+            ("poller, ignored event", os.path.join(bin_dir, "poller"), other, env),
+            ("completion, ignored event", os.path.join(bin_dir, "completion"), not_final, env),
+            ("poller, empty sweep (1 PollForJobs)", os.path.join(bin_dir, "poller"), sweep, env),
+            ("keeper, empty run (DescribeInstances, ListExecutions)", os.path.join(bin_dir, "keeper"), sweep, keeper_env),
         ]
         api = coldstart.RuntimeApi()
         try:
-            for name, binary, event in cases:  # one warm-up each (page cache), not counted
-                api.cold_start(binary, env, event)
+            for name, binary, event, case_env in cases:  # one warm-up each (page cache), not counted
+                api.cold_start(binary, case_env, event)
             for _ in range(runs):
-                for name, binary, event in cases:
-                    out.setdefault(name, []).append(api.cold_start(binary, env, event))
+                for name, binary, event, case_env in cases:
+                    out.setdefault(name, []).append(api.cold_start(binary, case_env, event))
         finally:
             api.close()
     checks = {
         "poller, ignored event": lambda r: r.get("action") == "ignored",
         "completion, ignored event": lambda r: r.get("action") == "ignored",
         "poller, empty sweep (1 PollForJobs)": lambda r: r.get("action") == "sweep" and r.get("polls") == 1,
+        "keeper, empty run (DescribeInstances, ListExecutions)": lambda r: r.get("live_instances") == 0 and r.get("failures") == [],
     }
     for name, check in checks.items():
         bad = [c.response for c in out[name] if not check(c.response or {})]
@@ -404,7 +412,8 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
             "`VmHWM` is read from /proc/<pid>/status and the process is killed. One uncounted warm-up per binary (page cache). "
             "First events: *ignored event* is a CodePipeline state change of another action type (poller) or a RUNNING status "
             "change (completion): no AWS call, the realistic comparison with the baseline. *empty sweep* is a Scheduled Event "
-            "against the local stack with no jobs (one PollForJobs to moto).")
+            "against the local stack with no jobs (one PollForJobs to moto); the keeper's *empty run* is its Scheduled Event with no "
+            "instance and no running execution (DescribeInstances and ListExecutions to moto), plus writing its metrics.")
         add("")
         add(f"Where the memory is, at the end of the first invocation (medians; release profile: {release_profile()}):")
         add("")
