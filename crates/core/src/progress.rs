@@ -67,8 +67,6 @@ pub const STATE_PROGRESS: &[StateProgress] = &[
     at("AgentBackoff", Stage::Agent, 25),
     at("AgentNextAttempt", Stage::Agent, 25),
     at("AgentTimeout", Stage::Agent, 30),
-    at("AgentVersion", Stage::Agent, 25),
-    at("AgentRecentEnough?", Stage::Agent, 25),
     at("AgentTooOld", Stage::Agent, 30),
     at("RunBuild", Stage::Build, 50),
     at("DownloadFailed", Stage::Release, 90),
