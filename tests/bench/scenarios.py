@@ -495,7 +495,8 @@ def account(env: Environment, res: Throughput, pipeline: str, invocations: list[
     # CodePipeline's side.
     arns = {env.dep.execution_arn(n) for n in named}
     continuations = [j for j in jobs if j["continuationToken"]]
-    queued_tokens = [j["continuationToken"] for j in continuations if j["status"] == "Queued"]
+    # A token is the execution ARN, with "|<last state>" after the first re-check.
+    queued_tokens = [j["continuationToken"].split("|", 1)[0] for j in continuations if j["status"] == "Queued"]
     res.continuations_unanswered = sum(1 for j in continuations if j["status"] in ("Dispatched", "InProgress"))
     res.executions_without_continuation = len(arns - set(queued_tokens))
     checks = []

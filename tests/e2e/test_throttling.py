@@ -1,12 +1,15 @@
 """End to end: API throttling never fails or loses a job, and never starts a build twice. The
 local stack answers the next calls of each operation with ThrottlingException; the functions'
-SDK clients retry them (adaptive retry mode, backoff with jitter)."""
+SDK clients retry them (standard retry mode: 4 attempts, backoff with jitter), so no invocation
+fails and Lambda retries nothing."""
 
 from __future__ import annotations
 
 BUILD = {"Command": "mkdir -p dist && echo built > dist/out.txt", "OutputArtifactPath": "dist"}
-THROTTLES = {"PollForJobs": 2, "AcknowledgeJob": 2, "StartExecution": 2, "DescribeExecution": 2,
-             "PutJobSuccessResult": 2}
+# Three throttles each: more than the SDK's default three attempts would absorb, so the build
+# succeeds only with the functions' own retry configuration.
+THROTTLES = {"PollForJobs": 3, "AcknowledgeJob": 3, "StartExecution": 3, "DescribeExecution": 3,
+             "PutJobSuccessResult": 3}
 
 
 def test_throttled_calls_are_retried_and_the_build_runs_once(e2e):
@@ -19,9 +22,13 @@ def test_throttled_calls_are_retried_and_the_build_runs_once(e2e):
     finally:
         state = e2e.stack.throttle(**{op: 0 for op in THROTTLES})
     assert action["status"] == "Succeeded", action
-    assert state["throttled"] == {op: 2 for op in THROTTLES} | state["throttled"], state
     for op, count in THROTTLES.items():
-        assert state["throttled"].get(op) == count, (op, state)
-    assert len(e2e.executions(p)) == 1, "a throttled StartExecution started the build twice"
+        assert state["throttled"].get(op, 0) >= count, (op, state)
+    # Every invocation of the functions succeeded at its first attempt: the SDK absorbed the
+    # throttles, not Lambda's retries of a failed invocation.
+    for fn in (e2e.dep.poller, e2e.dep.completion):
+        retried = [i for i in fn.invocations if i.attempt > 1]
+        assert not retried, [(i.attempt, i.status, i.error) for i in retried]
+    assert len(e2e.executions(p)) == 1
     assert e2e.output_zip(p).read("dist/out.txt") == b"built\n"
     e2e.assert_nothing_running(p)

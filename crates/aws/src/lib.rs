@@ -26,9 +26,10 @@ pub const STACK_TAG: &str = "ec2-build:stack";
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest a single attempt of a call may take: a stalled call is cut and retried instead of
 /// running into the function's timeout between AcknowledgeJob and StartExecution.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest a call may take with its retries.
-pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(25);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a call may take with its retries; `ec2_build_core::use_cases::job::JOB_TIME_RESERVE`
+/// counts on it.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(12);
 /// Attempts per call, the first included.
 pub const MAX_ATTEMPTS: u32 = 4;
 
@@ -37,7 +38,7 @@ pub const MAX_ATTEMPTS: u32 = 4;
 /// and the standard retry mode: exponential backoff with full jitter on throttling and transient
 /// errors, up to [`MAX_ATTEMPTS`]. Not the adaptive mode: its client-side rate limiter learns the
 /// send rate of one short-lived function instance, and after two throttled PollForJobs calls it
-/// held the third past the 25 s operation timeout (tests/e2e/test_throttling.py, local stack).
+/// held the third past a 25 s operation timeout (tests/e2e/test_throttling.py, local stack).
 /// Every call the functions make is safe to retry (StartExecution is idempotent for the same
 /// name and input; a repeated answer is refused as already given and counted so).
 pub async fn load_sdk_config() -> aws_config::SdkConfig {

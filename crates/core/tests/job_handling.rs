@@ -536,23 +536,28 @@ async fn sweep_stops_before_a_batch_it_might_not_finish_by_the_deadline() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn jobs_of_a_batch_that_returns_too_late_are_not_acknowledged() {
+async fn a_batch_is_polled_only_with_the_time_its_jobs_need_and_then_handled_whole() {
+    // Batch size 3, handled 8 at a time: one round, JOB_TIME_RESERVE.
+    let reserve = ec2_build_core::use_cases::job::JOB_TIME_RESERVE;
     let h = handler(FakePipeline::with_jobs(vec![new_job("job-1", &[])]));
-    *h.pipeline().poll_delay.lock().unwrap() = Duration::from_secs(10);
-    // 20 s left when polling; the batch comes back at 10 s, less than a job needs.
     let summary = h
-        .sweep(SweepScope::NewJobs, Duration::from_secs(20))
+        .sweep(SweepScope::NewJobs, reserve - Duration::from_secs(1))
         .await
         .unwrap();
+    assert_eq!(summary.polls, 0);
+    assert!(h.pipeline().calls().is_empty());
+    // Polled with just the time needed; the batch comes back late, and its job is still
+    // acknowledged, started and answered: a polled job is never left aside.
+    *h.pipeline().poll_delay.lock().unwrap() = Duration::from_secs(10);
+    let summary = h.sweep(SweepScope::NewJobs, reserve).await.unwrap();
+    assert_eq!(summary.polls, 1);
     assert_eq!(
         summary.outcomes,
-        vec![JobOutcome::Skipped {
+        vec![JobOutcome::Started {
             job_id: "job-1".into(),
-            reason: SkipReason::NoTimeLeft
+            execution_arn: h.steps().arn("job-1")
         }]
     );
-    assert_eq!(h.pipeline().calls(), vec!["PollForJobs"]);
-    assert_eq!(h.steps().count(), 0);
 }
 
 #[tokio::test]
@@ -743,7 +748,7 @@ async fn completion_whose_release_fails_says_release_failed_after_reporting() {
 
 #[tokio::test(start_paused = true)]
 async fn completion_polls_no_longer_than_the_invocation_allows() {
-    // Twenty attempts of doubling delays from 1 s would take days; with 25 s left the poll loop
+    // Twenty attempts of doubling delays from 1 s would take days; with 70 s left the poll loop
     // stops early and the job is reported on the original job.
     let h = handler(FakePipeline::default());
     h.pipeline().mark_in_progress("job-1");
@@ -762,11 +767,11 @@ async fn completion_polls_no_longer_than_the_invocation_allows() {
     let summary = h
         .fakes
         .completion(settings)
-        .finish(&ended(&h, ExecutionStatus::Failed), Duration::from_secs(25))
+        .finish(&ended(&h, ExecutionStatus::Failed), Duration::from_secs(70))
         .await
         .unwrap();
     assert!(
-        started.elapsed() <= Duration::from_secs(7),
+        started.elapsed() <= Duration::from_secs(15),
         "{:?}",
         started.elapsed()
     );
@@ -777,9 +782,9 @@ async fn completion_polls_no_longer_than_the_invocation_allows() {
         .iter()
         .filter(|c| **c == "PollForJobs")
         .count();
-    // Polls at 0, 1, 3 and 7 s; the next would be at 15 s, leaving less than the 15 s a job
-    // needs after its acknowledgement.
-    assert_eq!(polls, 4);
+    // A batch of 10 handled 8 at a time needs two rounds of JOB_TIME_RESERVE (50 s): polls at
+    // 0, 1, 3, 7 and 15 s; the next would be at 31 s, with less than that left.
+    assert_eq!(polls, 5);
 }
 
 #[tokio::test(start_paused = true)]
@@ -807,4 +812,39 @@ async fn completion_describes_only_its_own_execution() {
         .unwrap();
     assert_eq!(summary.reported, Reported::ContinuationJob);
     assert_eq!(*h.steps().calls.lock().unwrap(), vec!["DescribeExecution"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn completion_whose_continuation_job_could_not_be_answered_does_not_claim_it_reported() {
+    let h = handler(FakePipeline::with_jobs(vec![new_job("job-1", &[])]));
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    let (continuation,) = match h.pipeline().queued().as_slice() {
+        [job] => (job.id.clone(),),
+        other => panic!("{other:?}"),
+    };
+    h.pipeline()
+        .unanswerable_jobs
+        .lock()
+        .unwrap()
+        .insert(continuation.clone());
+    h.steps().set(
+        "job-1",
+        ExecutionStatus::Succeeded,
+        Some(r#"{"Status":"SUCCEEDED"}"#),
+        None,
+        None,
+    );
+    let summary = h
+        .finish(&ended(&h, ExecutionStatus::Succeeded))
+        .await
+        .unwrap();
+    assert!(summary.outcomes.contains(&JobOutcome::Unanswered {
+        job_id: continuation,
+        error: ServiceError::Call {
+            service: "codepipeline",
+            operation: "PutJobSuccessResult",
+            message: "internal error".into()
+        }
+    }));
+    assert_eq!(summary.reported, Reported::LeftToSweep);
 }

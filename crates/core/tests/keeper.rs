@@ -135,9 +135,35 @@ async fn builds_of_one_pipeline_cost_one_lookup() {
             .instances
             .launch(&fakes.steps.arn(name), &[&format!("i-{name}")]);
     }
-    set_action(&fakes, ActionStatus::InProgress);
-    run(&fakes, SOON).await;
+    let attempts = ["job-1", "job-2", "job-3"]
+        .map(|job| attempt(&fakes, job, ActionStatus::InProgress))
+        .to_vec();
+    set_actions(&fakes, attempts);
+    let report = run(&fakes, SOON).await;
     assert_eq!(fakes.pipeline.calls(), vec!["ListActionExecutions"]);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+}
+
+#[tokio::test]
+async fn an_abandoned_action_that_names_no_build_still_stops_its_build() {
+    // CodePipeline may leave the external execution id out of an abandoned action's record.
+    let fakes = fakes_with_build(ExecutionStatus::Running);
+    let mut abandoned = attempt(&fakes, "job-1", ActionStatus::Abandoned);
+    abandoned.external_execution_id = None;
+    set_actions(&fakes, vec![abandoned]);
+    let report = run(&fakes, SOON).await;
+    assert_eq!(
+        report.stopped_not_in_progress,
+        vec![fakes.steps.arn("job-1")]
+    );
+    // While another attempt of the action runs, an anonymous record decides nothing yet.
+    let fakes = fakes_with_build(ExecutionStatus::Running);
+    let mut abandoned = attempt(&fakes, "job-1", ActionStatus::Abandoned);
+    abandoned.external_execution_id = None;
+    let mut retry = attempt(&fakes, "job-2", ActionStatus::InProgress);
+    retry.external_execution_id = None;
+    set_actions(&fakes, vec![retry, abandoned]);
+    assert!(run(&fakes, SOON).await.stopped_not_in_progress.is_empty());
 }
 
 #[tokio::test]

@@ -74,10 +74,6 @@ pub enum SkipReason {
     AcknowledgeFailed(ServiceError),
     /// The answer was refused because the job was already answered (by another worker).
     AlreadyAnswered,
-    /// Too little time was left before the invocation's deadline to acknowledge, start and
-    /// answer the job, so it was not acknowledged: an acknowledged job whose worker is killed
-    /// before it starts the build stays in progress with no build.
-    NoTimeLeft,
 }
 
 impl fmt::Display for SkipReason {
@@ -87,9 +83,6 @@ impl fmt::Display for SkipReason {
             Self::NotInProgress(status) => write!(f, "AcknowledgeJob returned {status}"),
             Self::AcknowledgeFailed(e) => write!(f, "AcknowledgeJob failed: {e}"),
             Self::AlreadyAnswered => f.write_str("already answered"),
-            Self::NoTimeLeft => {
-                f.write_str("not acknowledged: too little time left before the deadline")
-            }
         }
     }
 }

@@ -2,8 +2,8 @@
 //! the instances of an execution that ended without its own release.
 
 use super::deadline::Deadline;
-use super::job::{JobWorker, RunningBuilds, JOB_TIME_RESERVE};
-use crate::model::{ContinuationToken, ExecutionEnded, JobOutcome, ServiceError};
+use super::job::{JobWorker, RunningBuilds};
+use crate::model::{ContinuationToken, ExecutionEnded, JobOutcome, ServiceError, SkipReason};
 use crate::ports::{CodePipeline, Instances, StepFunctions};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -113,7 +113,8 @@ impl<P: CodePipeline, S: StepFunctions, I: Instances> Completion<P, S, I> {
         };
         for attempt in 0..settings.completion_poll_attempts {
             let wait = if attempt == 0 { Duration::ZERO } else { delay };
-            if !deadline.allows_round_after(wait) || deadline.remaining() < wait + JOB_TIME_RESERVE
+            if !deadline.allows_round_after(wait)
+                || deadline.remaining() < wait + self.worker.batch_time()
             {
                 info!(attempt, "no time for another poll before the deadline");
                 break;
@@ -131,16 +132,24 @@ impl<P: CodePipeline, S: StepFunctions, I: Instances> Completion<P, S, I> {
                     continue;
                 }
             };
-            let ours = jobs.iter().any(|j| {
-                j.data.continuation_token.as_deref().is_some_and(|t| {
-                    ContinuationToken::parse(t).execution_arn == ended.execution_arn
+            let ours: Vec<String> = jobs
+                .iter()
+                .filter(|j| {
+                    j.data.continuation_token.as_deref().is_some_and(|t| {
+                        ContinuationToken::parse(t).execution_arn == ended.execution_arn
+                    })
                 })
-            });
-            summary
-                .outcomes
-                .extend(self.worker.handle_all(jobs, &deadline, &running).await);
+                .map(|j| j.id.clone())
+                .collect();
+            let outcomes = self.worker.handle_all(jobs, &running).await;
             deadline.record_round(round_started.elapsed());
-            if ours {
+            // Reported only if the continuation job got its final answer (here or by another
+            // worker); one left unanswered keeps the search, and then the fallback, going.
+            let reported = outcomes
+                .iter()
+                .any(|o| ours.iter().any(|id| id == o.job_id()) && settles_the_job(o));
+            summary.outcomes.extend(outcomes);
+            if reported {
                 summary.reported = Reported::ContinuationJob;
                 return Ok(());
             }
@@ -180,4 +189,17 @@ impl<P: CodePipeline, S: StepFunctions, I: Instances> Completion<P, S, I> {
         }
         Ok(released)
     }
+}
+
+/// The job has its final answer, from this worker or another one.
+fn settles_the_job(outcome: &JobOutcome) -> bool {
+    matches!(
+        outcome,
+        JobOutcome::Succeeded { .. }
+            | JobOutcome::Failed { .. }
+            | JobOutcome::Skipped {
+                reason: SkipReason::AlreadyAnswered | SkipReason::OwnedByAnotherWorker,
+                ..
+            }
+    )
 }

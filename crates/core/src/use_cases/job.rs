@@ -1,7 +1,6 @@
 //! Handling one job: acknowledge it, start or continue its build, answer it. The poller and the
 //! completion function run the same code, so it does not matter which of them receives a job.
 
-use super::deadline::Deadline;
 use crate::input::ExecutionInput;
 use crate::model::AckStatus;
 use crate::model::{
@@ -18,10 +17,11 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{field, info, warn, Instrument};
 
-/// Time a job needs after AcknowledgeJob (StartExecution or DescribeExecution, then the answer)
-/// at the SDK's attempt timeout of 10 s, with room to spare. With less left before the deadline
-/// a job is not acknowledged.
-pub const JOB_TIME_RESERVE: Duration = Duration::from_secs(15);
+/// Time one job may need once polled: AcknowledgeJob, StartExecution or DescribeExecution, the
+/// answer: two of them stalled to the SDK's operation timeout (12 s, ec2-build-aws), the others
+/// quick. A batch is polled only with the time its jobs need left (see [`JobWorker::batch_time`]):
+/// a polled job is always handled, since CodePipeline does not document offering it again.
+pub const JOB_TIME_RESERVE: Duration = Duration::from_secs(25);
 
 /// What the worker knows of running builds when it answers their continuation jobs; it decides
 /// how many Step Functions calls a re-check costs.
@@ -75,37 +75,28 @@ impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
             .await
     }
 
-    /// Handles jobs concurrently; one job's failure never stops the others. A job is not
-    /// acknowledged once less than [`JOB_TIME_RESERVE`] is left before `deadline`.
-    pub async fn handle_all(
-        &self,
-        jobs: Vec<Job>,
-        deadline: &Deadline,
-        running: &RunningBuilds<'_>,
-    ) -> Vec<JobOutcome> {
+    /// Time a batch of `poll_batch_size` jobs may need, handled `job_concurrency` at a time.
+    pub fn batch_time(&self) -> Duration {
+        let rounds = self
+            .settings
+            .poll_batch_size
+            .div_ceil(self.settings.job_concurrency.max(1) as u32);
+        JOB_TIME_RESERVE * rounds
+    }
+
+    /// Handles jobs concurrently; one job's failure never stops the others.
+    pub async fn handle_all(&self, jobs: Vec<Job>, running: &RunningBuilds<'_>) -> Vec<JobOutcome> {
         stream::iter(jobs)
-            .map(|job| self.handle(job, deadline, running))
+            .map(|job| self.handle(job, running))
             .buffer_unordered(self.settings.job_concurrency)
             .collect()
             .await
     }
 
     /// Acknowledges the job, decides what to answer and answers it.
-    pub async fn handle(
-        &self,
-        job: Job,
-        deadline: &Deadline,
-        running: &RunningBuilds<'_>,
-    ) -> JobOutcome {
+    pub async fn handle(&self, job: Job, running: &RunningBuilds<'_>) -> JobOutcome {
         let span = tracing::info_span!("job", job_id = %job.id, execution_arn = field::Empty);
         async {
-            if deadline.remaining() < JOB_TIME_RESERVE {
-                warn!("too little time left to take the job; the next sweep does");
-                return JobOutcome::Skipped {
-                    job_id: job.id,
-                    reason: SkipReason::NoTimeLeft,
-                };
-            }
             if let Err(reason) = self.acknowledge(&job).await {
                 return JobOutcome::Skipped {
                     job_id: job.id,

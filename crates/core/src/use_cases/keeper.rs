@@ -366,8 +366,9 @@ fn action_key(instance: &BuildInstance) -> Option<(&str, ActionKey)> {
 /// The status of the action execution that runs build `arn`: the one reporting the ARN as its
 /// external execution id. A retried stage keeps the pipeline execution id, so the same (pipeline
 /// execution, stage, action) can hold an earlier attempt that failed beside the one in progress;
-/// only the ARN tells which is this build's. When no record names the ARN yet (the start answer
-/// is not recorded), an attempt in progress for the action keeps the build; nothing else decides.
+/// the ARN tells which is this build's. When no record names the ARN (the start answer is not
+/// recorded, or CodePipeline leaves the id out of an abandoned action), an attempt in progress
+/// for the action keeps the build running, and otherwise the most recent attempt decides.
 fn find_build<'a>(
     known: &'a [ActionExecution],
     arn: &str,
@@ -376,15 +377,21 @@ fn find_build<'a>(
     let same_action = |a: &&ActionExecution| {
         a.pipeline_execution_id == key.0 && a.stage == key.1 && a.action == key.2
     };
-    known
+    if let Some(named) = known
         .iter()
         .find(|a| a.external_execution_id.as_deref() == Some(arn))
-        .or_else(|| {
-            known
-                .iter()
-                .filter(same_action)
-                .find(|a| a.status == ActionStatus::InProgress)
-        })
+    {
+        return Some(&named.status);
+    }
+    let attempts: Vec<&ActionExecution> = known
+        .iter()
+        .filter(same_action)
+        .filter(|a| a.external_execution_id.is_none())
+        .collect();
+    attempts
+        .iter()
+        .find(|a| a.status == ActionStatus::InProgress)
+        .or_else(|| attempts.first())
         .map(|a| &a.status)
 }
 

@@ -1,7 +1,7 @@
 //! The sweep: poll for jobs and handle each, as far as the trigger asks and time allows.
 
 use super::deadline::Deadline;
-use super::job::{JobWorker, RunningBuilds, JOB_TIME_RESERVE};
+use super::job::{JobWorker, RunningBuilds};
 use crate::model::{ContinuationToken, Job, JobOutcome, ServiceError, SweepScope};
 use crate::ports::{CodePipeline, StepFunctions};
 use std::collections::{HashMap, HashSet};
@@ -52,7 +52,8 @@ impl<P: CodePipeline, S: StepFunctions> Sweep<P, S> {
     /// - for [`SweepScope::NewJobs`], after a batch without a new job once it has found one, or
     ///   after [`NEW_JOB_SEARCH_BATCHES`] batches without finding any;
     /// - before a batch it might not finish in `time_left` (see [`Deadline`]), and before any
-    ///   batch when less than [`JOB_TIME_RESERVE`] is left.
+    ///   batch when less than its jobs may need is left ([`JobWorker::batch_time`]): a polled job
+    ///   is always handled.
     pub async fn run(
         &self,
         scope: SweepScope,
@@ -63,13 +64,17 @@ impl<P: CodePipeline, S: StepFunctions> Sweep<P, S> {
         let mut summary = SweepSummary::default();
         let mut seen_builds = HashSet::new();
         let mut found_new_job = false;
-        // The scheduled sweep lists the running executions once, at its first continuation job,
-        // so a re-check costs no Step Functions call per build (ListExecutions pages hold 1,000).
-        let mut listed: Option<Option<HashMap<String, Option<u64>>>> = None;
+        // The scheduled sweep lists the running executions once, so a re-check costs no Step
+        // Functions call per build (ListExecutions pages hold 1,000).
+        // It lists them before its first poll, so no polled job waits for the listing.
+        let listed = match scope {
+            SweepScope::AllJobs => self.list_running().await,
+            SweepScope::NewJobs => None,
+        };
         while summary.polls < settings.poll_max_rounds {
             // A polled job must be acknowledged in time to be started and answered: poll only
             // with that time left, and after a first batch only if another one fits as well.
-            let fits = deadline.remaining() >= JOB_TIME_RESERVE
+            let fits = deadline.remaining() >= self.worker.batch_time()
                 && (summary.polls == 0 || deadline.allows_round_after(Duration::ZERO));
             if !fits {
                 warn!(
@@ -90,19 +95,16 @@ impl<P: CodePipeline, S: StepFunctions> Sweep<P, S> {
             summary.polls += 1;
             let full = jobs.len() as u32 >= settings.poll_batch_size;
             let batch = BatchKinds::of(&jobs, &mut seen_builds);
-            if scope == SweepScope::AllJobs && batch.continuations && listed.is_none() {
-                listed = Some(self.list_running().await);
-            }
             let running = match (scope, &listed) {
                 (SweepScope::NewJobs, _) => RunningBuilds::NotChecked { ended: None },
-                (SweepScope::AllJobs, Some(Some(map))) => RunningBuilds::Listed(map),
-                (SweepScope::AllJobs, _) => RunningBuilds::Unknown,
+                (SweepScope::AllJobs, Some(map)) => RunningBuilds::Listed(map),
+                (SweepScope::AllJobs, None) => RunningBuilds::Unknown,
             };
             // Every polled job is handled: a polled job that is not acknowledged is not offered
             // again soon (or at all, in some emulators), so skipping one could strand a build.
             summary
                 .outcomes
-                .extend(self.worker.handle_all(jobs, &deadline, &running).await);
+                .extend(self.worker.handle_all(jobs, &running).await);
             deadline.record_round(batch_started.elapsed());
             // Continuation jobs of running builds may be queued ahead of the new job (each check
             // queues the next one), so a STARTED sweep looks a few batches deep before giving up.

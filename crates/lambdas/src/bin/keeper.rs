@@ -23,9 +23,13 @@ async fn main() -> Result<(), Error> {
     let metrics = ec2_build_lambdas::metrics::install(&keeper_settings_stack)?;
     lambda_runtime::run(service_fn(move |event| async move {
         let response = ec2_build_lambdas::keeper::handle(event, keeper).await;
-        // One EMF document per run, written before the response so the run's logs hold it.
-        if let Err(e) = metrics.flush(std::io::stdout()) {
-            tracing::warn!(error = %e, "could not write the keeper's metrics");
+        // One EMF document per completed run, written before the response so the run's logs
+        // hold it. A failed run records nothing, and flushing then would repeat the last run's
+        // gauges (the function's Errors metric counts failed runs).
+        if response.is_ok() {
+            if let Err(e) = metrics.flush(std::io::stdout()) {
+                tracing::warn!(error = %e, "could not write the keeper's metrics");
+            }
         }
         response
     }))
