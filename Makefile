@@ -15,7 +15,7 @@ help:
 	@echo "make demo      run the product end to end on the local AWS stack"
 	@echo "make test      unit tests, static checks and end-to-end tests"
 	@echo "make lint      static checks of the ASL, SSM document, PowerShell and templates"
-	@echo "make bench     benchmarks, written to BENCHMARKS.md"
+	@echo "make bench     benchmarks, written to BENCHMARKS.md (BENCH_ARGS=\"--only faults\": one section, not written there)"
 	@echo "make package   arm64 Lambda zips and the packaged template (needs no AWS account)"
 	@echo "make deploy    deploy to AWS with your credentials"
 	@echo "make deploy-windows-ami   deploy the Windows build AMI pipeline (START_BAKE=1: bake now)"
