@@ -93,6 +93,12 @@ class TestApi:
                 for operation, count in body.items():
                     THROTTLE[operation] = int(count)
             return _json(start_response, "200 OK", {"pending": THROTTLE, "throttled": THROTTLED})
+        if path == "/_ec2build/shutdown":
+            from .ext import os_shutdown
+
+            if method == "POST":
+                return _json(start_response, "200 OK", os_shutdown.request(body))
+            return _json(start_response, "200 OK", {"requests": os_shutdown.requests(query.get("instance"))})
         if path == "/_ec2build/jobs" and method == "GET":
             from .ext import codepipeline
 

@@ -178,6 +178,13 @@ class LocalStack:
         """Throttles still pending and calls throttled so far, by operation."""
         return self._api("GET", "throttle")
 
+    def shutdowns(self, instance_id: str | None = None) -> list[dict[str, Any]]:
+        """Shutdowns the emulated instances asked for themselves (their `shutdown` command),
+        oldest first: InstanceId, DelaySeconds, When, Message, Argv, Requested, At, Cancel,
+        Result (scheduled, cancelled, terminated, stopped, not running)."""
+        path = "shutdown" + (f"?instance={instance_id}" if instance_id else "")
+        return self._api("GET", path)["requests"]
+
     def jobs(self, pipeline: str | None = None) -> list[dict[str, Any]]:
         """CodePipeline jobs with their status (Queued, Dispatched, InProgress, Succeeded, Failed),
         oldest first, optionally of one pipeline: what no CodePipeline call shows."""

@@ -258,3 +258,32 @@ def test_send_command_through_the_aws_cli(stack, unique):
     assert inv["StandardOutputContent"] == "from cli\n"
     listed = json.loads(stack.aws_cli("ssm", "list-command-invocations", "--command-id", command_id, "--details").stdout)
     assert listed["CommandInvocations"][0]["Status"] == "Success"
+
+
+def test_shutdown_on_an_emulated_instance_is_its_own_never_this_machines(stack, unique):
+    # Scripts find the emulated instance's `shutdown` first on PATH; it stops or terminates that
+    # instance in moto (by the launch template's InstanceInitiatedShutdownBehavior), with the
+    # state reason of an OS shutdown, and a scheduled one is only recorded until its time.
+    ec2 = stack.client("ec2")
+    template = ec2.create_launch_template(
+        LaunchTemplateName=unique, LaunchTemplateData={"InstanceInitiatedShutdownBehavior": "terminate"})
+    instance_id = ec2.run_instances(ImageId=_amis(stack)[0], MinCount=1, MaxCount=1, LaunchTemplate={
+        "LaunchTemplateId": template["LaunchTemplate"]["LaunchTemplateId"]})["Instances"][0]["InstanceId"]
+    plain_id = _instance(stack)
+    name = _document(stack, unique, [
+        'command -v shutdown', 'shutdown -h +7 "scheduled"', 'shutdown -h now "at once"', 'sleep 30', 'echo still-running'])
+    ssm = stack.client("ssm")
+    command_id = ssm.send_command(DocumentName=name, InstanceIds=[instance_id, plain_id])["Command"]["CommandId"]
+    inv = _wait(stack, command_id, instance_id)
+    assert inv["StandardOutputContent"].splitlines()[0].endswith("tests/localstack/ext/instance_bin/shutdown")
+    assert "still-running" not in inv["StandardOutputContent"] and inv["Status"] == "Failed"
+    scheduled, now = stack.shutdowns(instance_id)
+    assert (scheduled["When"], scheduled["DelaySeconds"], scheduled["Message"]) == ("+7", 420, "scheduled")
+    assert (now["When"], now["DelaySeconds"], now["Result"]) == ("now", 0, "terminated")
+    described = ec2.describe_instances(InstanceIds=[instance_id, plain_id])["Reservations"]
+    states = {i["InstanceId"]: i for r in described for i in r["Instances"]}
+    assert states[instance_id]["State"]["Name"] == "terminated"
+    assert states[instance_id]["StateReason"]["Code"] == "Client.InstanceInitiatedShutdown"
+    _wait(stack, command_id, plain_id)
+    assert wait_until(lambda: ec2.describe_instances(InstanceIds=[plain_id])["Reservations"][0]["Instances"][0]["State"]["Name"] == "stopped" or None,
+                      10, what="the instance without a template to stop (moto's default behaviour)")

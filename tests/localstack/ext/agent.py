@@ -11,8 +11,12 @@ agent/plugins/runscript/runscript.go), in its own process group, with:
   * SSM_COMMAND_ID (the real agent sets it for aws:runShellScript and aws:runPowerShellScript
     since 3.0.284.0), AWS_SSM_INSTANCE_ID / AWS_SSM_REGION_NAME (set by the real agent too), and the AWS
     CLI of the project venv pointed at the emulator (AWS_ENDPOINT_URL, dummy credentials);
+  * `shutdown` first on PATH: the emulated instance's own (ext/os_shutdown.py), which stops or
+    terminates the instance in moto and never this machine (EC2BUILD_LOCAL_API is the stack);
   * the step's `timeoutSeconds` (default 3600) -> TimedOut; CancelCommand -> Cancelled;
-    terminating the instance kills the script.
+    terminating the instance kills the script;
+  * `pickup=N` in the instance's agent settings: the command stays Pending N seconds before it
+    runs (a real agent picks commands up from its message service, not at once).
 """
 
 from __future__ import annotations
@@ -123,6 +127,12 @@ class Invocation:
             self._finish()
 
     def _run(self) -> None:
+        from .ssm import agent_settings
+
+        pickup = float(agent_settings(self.instance).get("pickup") or 0)
+        deadline = time.monotonic() + pickup
+        while time.monotonic() < deadline and not self.stop_reason:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
         with self.lock:
             if self.stop_reason:
                 self._finish()
@@ -234,13 +244,17 @@ class Invocation:
             plugin.status = plugin.status_details = "Success" if proc.returncode == 0 else "Failed"
 
     def _environment(self, instance_dir: str) -> dict[str, str]:
+        from .os_shutdown import INSTANCE_BIN
+
         bin_dir = os.path.dirname(sys.executable)
         env = {
-            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
+            # The emulated instance's commands first: `shutdown` must never be this machine's.
+            "PATH": os.pathsep.join([INSTANCE_BIN, bin_dir, os.environ.get("PATH", "/usr/bin:/bin")]),
             "HOME": os.path.join(instance_dir, "home"),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "TMPDIR": os.environ.get("TMPDIR", "/tmp"),
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}",
+            "EC2BUILD_LOCAL_API": f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}",
             "AWS_ACCESS_KEY_ID": "local-agent",
             "AWS_SECRET_ACCESS_KEY": "local-agent",
             "AWS_REGION": self.command.backend_region,
