@@ -13,6 +13,8 @@ THROTTLES = {"PollForJobs": 3, "AcknowledgeJob": 3, "StartExecution": 3, "Descri
 
 
 def test_throttled_calls_are_retried_and_the_build_runs_once(e2e):
+    functions = (e2e.dep.poller, e2e.dep.completion)
+    before = {fn.name: len(fn.invocations) for fn in functions}
     e2e.stack.throttle(**THROTTLES)
     try:
         p = e2e.pipeline(BUILD)
@@ -26,8 +28,8 @@ def test_throttled_calls_are_retried_and_the_build_runs_once(e2e):
         assert state["throttled"].get(op, 0) >= count, (op, state)
     # Every invocation of the functions succeeded at its first attempt: the SDK absorbed the
     # throttles, not Lambda's retries of a failed invocation.
-    for fn in (e2e.dep.poller, e2e.dep.completion):
-        retried = [i for i in fn.invocations if i.attempt > 1]
+    for fn in functions:
+        retried = [i for i in fn.invocations[before[fn.name]:] if i.attempt > 1]
         assert not retried, [(i.attempt, i.status, i.error) for i in retried]
     assert len(e2e.executions(p)) == 1
     assert e2e.output_zip(p).read("dist/out.txt") == b"built\n"
