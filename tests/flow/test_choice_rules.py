@@ -152,6 +152,17 @@ def test_read_only_describe_image_retries_ec2s_generic_exception():
     assert STATES["DescribeImage"]["Parameters"]["ImageIds.$"] == "States.Array($.Run.Image.Id)"
 
 
+def test_run_build_retries_only_a_throttled_send_command_bounded_with_jitter():
+    # Only throttling: a refused call created no command. Any other error goes to the Catch,
+    # never to a second SendCommand. (moto names the error ssm.ThrottlingException, so this
+    # runs here on the definition rather than in the local stack.)
+    (retry,) = STATES["RunBuild"]["Retry"]
+    assert retry["ErrorEquals"] == ["Ssm.ThrottlingException"]
+    assert retry["MaxAttempts"] <= 4 and retry["JitterStrategy"] == "FULL" and retry["BackoffRate"] > 1
+    catches = [e for c in STATES["RunBuild"]["Catch"] for e in c["ErrorEquals"]]
+    assert "Ssm.ThrottlingException" not in catches and "States.ALL" in catches
+
+
 def test_agent_waits_double_up_to_the_cap_and_never_beyond():
     # Prepare with AgentPollSeconds 10, AgentPollMaxSeconds 60, AgentPollAttempts 25 (the template's values).
     agent = {"Attempt": 1, "Attempts": 25, "Delay": 10, "Doubled": 20, "MaxDelay": 60}
