@@ -469,10 +469,10 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
                 "Re-checks of running builds per job |")
             add("|---|---|---|---|---|---|---|")
             for t in bursts:
-                end = f"{t.burst_finished:.1f} s" if t.burst_finished is not None else \
+                finished = f"{t.burst_finished:.1f} s" if t.burst_finished is not None else \
                     f"not reached in {t.burst_limit:.0f} s ({t.burst_unfinished} unfinished)"
                 polls = ", ".join(f"{k} poll{'s' if k != 1 else ''}: {v}" for k, v in sorted(t.burst_polls.items()))
-                add(f"| {t.jobs} | {t.state_machine} | {end} | {t.burst_invocations} ({t.burst_retries}) | {polls} | "
+                add(f"| {t.jobs} | {t.state_machine} | {finished} | {t.burst_invocations} ({t.burst_retries}) | {polls} | "
                     f"{per_job(t.burst_calls, t.jobs)} | {t.burst_rechecks / t.jobs:.2f} ({t.burst_rechecks}) |")
             add("")
         for t in tps:
