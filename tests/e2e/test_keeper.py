@@ -122,3 +122,33 @@ def test_completion_function_failing_every_invocation_still_ends_cleanly(e2e):
     assert action["status"] == "Failed", action
     assert "stopped (aborted) (Stopped): stopped by an operator" in action["errorDetails"]["message"], action
     assert_cleaned_up(e2e, p)
+
+
+def test_heartbeat_refused_shuts_the_instance_down_with_no_one_else_acting(e2e):
+    # The agent picks the command up 4 s after SendCommand; the build is stopped before that and
+    # the stop's event is lost, and no keeper runs: the document's first heartbeat is refused
+    # (the task is closed), and the instance shuts itself down.
+    ami = e2e.dep.linux_ami
+    e2e.stack.set_agent(images={ami: "pickup=4"})
+    try:
+        p = e2e.pipeline(LONG_BUILD)
+        (instance,) = wait_until(lambda: e2e.instances(p), 30, what="instance launched")
+        instance_id = instance["InstanceId"]
+        wait_until(lambda: e2e.ssm.list_command_invocations(InstanceId=instance_id)["CommandInvocations"],
+                   30, interval=0.2, what="build command sent")
+        d = e2e.execution(p)
+        e2e.stack.router.lose_next({"detail-type": [STATUS_CHANGE], "detail": {"executionArn": [d["executionArn"]]}})
+        e2e.sfn.stop_execution(executionArn=d["executionArn"], error="Stopped", cause="stopped by an operator")
+        down = wait_until(lambda: (lambda i: i if i["State"]["Name"] in ("shutting-down", "terminated") else None)(
+            e2e.instances(p)[0]), 60, interval=0.5, what="the instance shut itself down")
+    finally:
+        e2e.stack.set_agent(images={ami: None})
+    assert down["StateReason"]["Code"] == "Client.InstanceInitiatedShutdown", down["StateReason"]
+    assert e2e.stack.shutdowns(instance_id)[-1]["When"] == "now"
+    assert not any(instance_id in (i.result or {}).get("released", []) for i in e2e.dep.completion.invocations)
+    # The sweep reports the job; the keeper finds nothing left to do.
+    e2e.dep.fire_sweep()
+    action = e2e.wait_final(p)
+    assert action["status"] == "Failed", action
+    assert "stopped (aborted) (Stopped): stopped by an operator" in action["errorDetails"]["message"], action
+    assert_cleaned_up(e2e, p)
