@@ -79,16 +79,12 @@ pub fn still_running(
 }
 
 /// The report for a continuation job, from the execution's state.
-pub fn for_execution(
-    execution: &ExecutionDescription,
-    current_state: Option<&str>,
-    settings: &Settings,
-) -> JobReport {
+pub fn for_execution(execution: &ExecutionDescription, settings: &Settings) -> JobReport {
     let arn = &execution.arn;
     let link = settings.execution_console_url(arn);
     match &execution.status {
         ExecutionStatus::Running | ExecutionStatus::Other(_) => {
-            still_running(&ContinuationToken::new(arn, current_state), None, settings)
+            still_running(&ContinuationToken::new(arn, None), None, settings)
         }
         ExecutionStatus::Succeeded => {
             let outcome = execution
@@ -409,11 +405,8 @@ mod tests {
 
     #[test]
     fn running_execution_continues_with_its_state() {
-        let report = for_execution(
-            &execution(ExecutionStatus::Running, None, None, None),
-            Some("RunBuild"),
-            &settings(),
-        );
+        let token = ContinuationToken::new(ARN, Some("RunBuild"));
+        let report = still_running(&token, None, &settings());
         let JobReport::Continue(r) = report else {
             panic!("{report:?}")
         };
@@ -439,7 +432,6 @@ mod tests {
                      "Packages":["win-64/pkg-1.0-0.conda"]}}"#;
         let report = for_execution(
             &execution(ExecutionStatus::Succeeded, Some(output), None, None),
-            None,
             &settings(),
         );
         let JobReport::Succeed(r) = report else {
@@ -469,7 +461,6 @@ mod tests {
         let output = r#"{"Status":"SUCCEEDED","Build":{"Outputs":[],"ImageUri":"","ImageDigest":"","Packages":[]}}"#;
         let report = for_execution(
             &execution(ExecutionStatus::Succeeded, Some(output), None, None),
-            None,
             &settings(),
         );
         let JobReport::Succeed(r) = report else {
@@ -495,7 +486,6 @@ mod tests {
                 Some("BuildFailed"),
                 Some(&cause),
             ),
-            None,
             &settings(),
         );
         let JobReport::Fail(r) = report else {
@@ -538,7 +528,6 @@ mod tests {
                 Some("States.Runtime"),
                 Some("An error occurred while executing the state"),
             ),
-            None,
             &settings(),
         );
         let JobReport::Fail(r) = report else {
@@ -559,7 +548,7 @@ mod tests {
             (ExecutionStatus::TimedOut, "timed out"),
             (ExecutionStatus::Aborted, "aborted"),
         ] {
-            let report = for_execution(&execution(status, None, None, None), None, &settings());
+            let report = for_execution(&execution(status, None, None, None), &settings());
             let JobReport::Fail(r) = report else {
                 panic!("{report:?}")
             };
@@ -577,7 +566,6 @@ mod tests {
                 Some("InstanceLost"),
                 Some("i-1 is Terminated (User initiated shutdown). The keeper stopped the build."),
             ),
-            None,
             &settings(),
         );
         let JobReport::Fail(r) = report else {
@@ -597,7 +585,6 @@ mod tests {
         let output = r#"{"Status":"FAILED","Stage":"release","Error":"ReleaseFailed","Cause":"TerminateInstances denied"}"#;
         let report = for_execution(
             &execution(ExecutionStatus::Succeeded, Some(output), None, None),
-            None,
             &settings(),
         );
         let JobReport::Fail(r) = report else {
@@ -617,7 +604,6 @@ mod tests {
         let cause = serde_json::json!({"Stage":"build","Error":"BuildFailed","Cause":{"ExitCode":1,"Tail":tail}}).to_string();
         let report = for_execution(
             &execution(ExecutionStatus::Failed, None, None, Some(&cause)),
-            None,
             &settings(),
         );
         let JobReport::Fail(r) = report else {

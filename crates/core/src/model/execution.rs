@@ -57,12 +57,16 @@ pub struct ExecutionDescription {
 impl ExecutionDescription {
     /// Seconds since the execution started, by this machine's clock.
     pub fn started_seconds_ago(&self) -> Option<u64> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?
-            .as_secs();
-        self.started_at.map(|s| now.saturating_sub(s))
+        self.started_at.map(seconds_since)
     }
+}
+
+/// Seconds from `epoch_seconds` to now, by this machine's clock (0 for a time in the future).
+pub fn seconds_since(epoch_seconds: u64) -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .saturating_sub(epoch_seconds)
 }
 
 /// A build execution that reached a final status (from its status-change event).

@@ -4,8 +4,8 @@
 use crate::input::ExecutionInput;
 use crate::model::AckStatus;
 use crate::model::{
-    ContinuationToken, ExecutionDescription, ExecutionStatus, Job, JobOutcome, JobReport,
-    ServiceError, SkipReason, SuccessReport,
+    seconds_since, ContinuationToken, ExecutionDescription, ExecutionStatus, Job, JobOutcome,
+    JobReport, ServiceError, SkipReason, SuccessReport,
 };
 use crate::ports::{CodePipeline, StepFunctions};
 use crate::progress::{self, Stage};
@@ -14,7 +14,7 @@ use crate::settings::Settings;
 use crate::spec::BuildSpec;
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tracing::{field, info, warn, Instrument};
 
 /// Time one job may need once polled: AcknowledgeJob, StartExecution or DescribeExecution, the
@@ -116,7 +116,7 @@ impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
     /// Answers a job that was acknowledged before (by whoever polled it) with the final result
     /// of its finished execution.
     pub async fn answer_final(&self, job_id: &str, execution: &ExecutionDescription) -> JobOutcome {
-        let report = report::for_execution(execution, None, &self.settings);
+        let report = report::for_execution(execution, &self.settings);
         self.answer(job_id, report).await
     }
 
@@ -206,7 +206,7 @@ impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
             }
             RunningBuilds::Listed(listed) => {
                 if let Some(started_at) = listed.get(arn) {
-                    let running_for = started_at.map(|s| now_seconds().saturating_sub(s));
+                    let running_for = started_at.map(seconds_since);
                     let token = self.refresh_state(token).await;
                     return report::still_running(&token, running_for, &self.settings);
                 }
@@ -218,7 +218,7 @@ impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
                 let token = self.refresh_state(token).await;
                 report::still_running(&token, execution.started_seconds_ago(), &self.settings)
             }
-            Ok(execution) => report::for_execution(&execution, None, &self.settings),
+            Ok(execution) => report::for_execution(&execution, &self.settings),
             Err(ServiceError::ExecutionNotFound(_)) => JobReport::Fail(job_failure(
                 format!("the build execution {arn} does not exist any more"),
                 Some(arn.to_string()),
@@ -322,10 +322,4 @@ fn is_execution_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-fn now_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
