@@ -59,10 +59,6 @@ impl<P: CodePipeline, S: StepFunctions, I: Instances> Completion<P, S, I> {
         &self.worker
     }
 
-    pub fn instances(&self) -> &I {
-        &self.instances
-    }
-
     /// Reports the result and releases. Polls for the continuation job carrying the execution
     /// ARN, with growing delays, at most `completion_poll_attempts` times and never past
     /// `time_left` (the invocation's deadline), handling every job it receives on the way. When

@@ -58,11 +58,6 @@ impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
         &self.settings
     }
 
-    /// The CodePipeline port (the sweep polls through it; tests inspect their fakes).
-    pub fn pipeline(&self) -> &P {
-        &self.pipeline
-    }
-
     /// The Step Functions port.
     pub fn steps(&self) -> &S {
         &self.steps
