@@ -86,6 +86,19 @@ class E2E:
     def instances(self, pipeline: str) -> list[dict[str, Any]]:
         return self.dep.instances(**{"ec2-build:pipeline": pipeline})
 
+    def building(self, pipeline: str) -> tuple[dict[str, Any], str]:
+        """Wait until the pipeline's build command runs on its instance; return the execution
+        (DescribeExecution) and the instance id."""
+        (instance,) = wait_until(lambda: self.instances(pipeline), 30, what="instance launched")
+        instance_id = instance["InstanceId"]
+
+        def running() -> bool:
+            invs = self.ssm.list_command_invocations(InstanceId=instance_id)["CommandInvocations"]
+            return any(i["Status"] == "InProgress" for i in invs)
+
+        wait_until(running, 30, interval=0.2, what="build command running on the instance")
+        return self.execution(pipeline), instance_id
+
     def events(self, pipeline: str, state: str, stage: str = "Build") -> list[dict[str, Any]]:
         return [e for e in self.stack.router.received
                 if e["detail-type"] == "CodePipeline Action Execution State Change"

@@ -13,19 +13,6 @@ LONG_BUILD = {"Command": "echo long build started\nsleep 300"}
 STATUS_CHANGE = "Step Functions Execution Status Change"
 
 
-def building(e2e, pipeline):
-    """Wait until the pipeline's build command runs on its instance; return (execution, instance id)."""
-    (instance,) = wait_until(lambda: e2e.instances(pipeline), 30, what="instance launched")
-    instance_id = instance["InstanceId"]
-
-    def running():
-        invs = e2e.ssm.list_command_invocations(InstanceId=instance_id)["CommandInvocations"]
-        return any(i["Status"] == "InProgress" for i in invs)
-
-    wait_until(running, 30, interval=0.2, what="build command running on the instance")
-    return e2e.execution(pipeline), instance_id
-
-
 def stopped(e2e, execution_arn):
     return wait_until(lambda: (lambda d: d if d["status"] == "ABORTED" else None)(
         e2e.sfn.describe_execution(executionArn=execution_arn)), 30, interval=0.2, what="execution aborted")
@@ -42,7 +29,7 @@ def assert_cleaned_up(e2e, pipeline):
 
 def test_pipeline_stopped_and_abandoned_mid_build_stops_the_build(e2e):
     p = e2e.pipeline(LONG_BUILD)
-    d, instance_id = building(e2e, p)
+    d, instance_id = e2e.building(p)
     pipeline_execution = json.loads(d["input"])["Pipeline"]["ExecutionId"]
     e2e.cp.stop_pipeline_execution(pipelineName=p, pipelineExecutionId=pipeline_execution, abandon=True,
                                    reason="wrong commit")
@@ -63,7 +50,7 @@ def test_pipeline_stopped_and_abandoned_mid_build_stops_the_build(e2e):
 
 def test_completion_event_lost_after_an_abort_leaves_nothing_running(e2e):
     p = e2e.pipeline(LONG_BUILD)
-    d, instance_id = building(e2e, p)
+    d, instance_id = e2e.building(p)
     e2e.stack.router.lose_next({"detail-type": [STATUS_CHANGE], "detail": {"executionArn": [d["executionArn"]],
                                                                             "status": ["ABORTED"]}})
     e2e.sfn.stop_execution(executionArn=d["executionArn"], error="Stopped", cause="stopped by an operator")
@@ -84,7 +71,7 @@ def test_completion_event_lost_after_an_abort_leaves_nothing_running(e2e):
 
 def test_instance_terminated_from_outside_mid_build_fails_the_job_naming_it(e2e):
     p = e2e.pipeline(LONG_BUILD)
-    d, instance_id = building(e2e, p)
+    d, instance_id = e2e.building(p)
     began = time.monotonic()
     e2e.ec2.terminate_instances(InstanceIds=[instance_id])
     run = e2e.dep.keep()
@@ -102,7 +89,7 @@ def test_instance_terminated_from_outside_mid_build_fails_the_job_naming_it(e2e)
 def test_completion_function_failing_every_invocation_still_ends_cleanly(e2e):
     completion = e2e.dep.completion
     p = e2e.pipeline(LONG_BUILD)
-    d, instance_id = building(e2e, p)
+    d, instance_id = e2e.building(p)
     completion.fail_next(1000)
     try:
         e2e.sfn.stop_execution(executionArn=d["executionArn"], error="Stopped", cause="stopped by an operator")

@@ -110,15 +110,7 @@ def test_agent_never_online_times_out_and_releases(e2e):
 
 def test_execution_stopped_mid_build_terminates_the_instance_and_fails_the_job(e2e):
     p = e2e.pipeline({"Command": "echo long build started\nsleep 300"})
-    (instance,) = wait_until(lambda: e2e.instances(p), 30, what="instance launched")
-    instance_id = instance["InstanceId"]
-
-    def building():
-        invs = e2e.ssm.list_command_invocations(InstanceId=instance_id)["CommandInvocations"]
-        return any(i["Status"] == "InProgress" for i in invs)
-
-    wait_until(building, 30, interval=0.2, what="build command running on the instance")
-    d = e2e.execution(p)
+    d, instance_id = e2e.building(p)
     e2e.sfn.stop_execution(executionArn=d["executionArn"], error="Stopped", cause="stopped by the e2e test")
     action = finish(e2e, p, "Failed")
     message = action["errorDetails"]["message"]
