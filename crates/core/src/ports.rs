@@ -2,7 +2,7 @@
 //! implement them in `ec2-build-aws`; tests implement them with fakes (`crate::testing`).
 
 use crate::model::{
-    AckStatus, ActionExecution, BuildInstance, ExecutionDescription, FailureReport, Job,
+    AckStatus, ActionExecution, BuildInstance, ExecutionDescription, FailureReport, HeldJob, Job,
     RunningExecution, ServiceError, SuccessReport,
 };
 use async_trait::async_trait;
@@ -53,6 +53,22 @@ pub trait StepFunctions: Send + Sync {
     /// succeeds and changes nothing.
     async fn stop_execution(&self, arn: &str, error: &str, cause: &str)
         -> Result<(), ServiceError>;
+}
+
+/// Continuation jobs held while their builds run: acknowledged, left unanswered, and recorded
+/// here (one record per execution) so the completion function or the scheduled sweep can answer
+/// them. A held job is out of CodePipeline's queue until it is answered, so running builds'
+/// continuation jobs do not queue ahead of new jobs (README, "How a job is handled").
+#[async_trait]
+pub trait HeldJobs: Send + Sync {
+    /// Records a held job, replacing any earlier record of its execution.
+    async fn hold(&self, job: &HeldJob) -> Result<(), ServiceError>;
+    /// The held job recorded for an execution, if any.
+    async fn held_for(&self, execution_arn: &str) -> Result<Option<HeldJob>, ServiceError>;
+    /// Every recorded held job.
+    async fn all_held(&self) -> Result<Vec<HeldJob>, ServiceError>;
+    /// Removes the execution's record if it still names `job_id` (a newer record stays).
+    async fn forget(&self, execution_arn: &str, job_id: &str) -> Result<(), ServiceError>;
 }
 
 /// Build instances.

@@ -381,6 +381,7 @@ mod tests {
             console_region: "eu-west-1".into(),
             completion_poll_attempts: 3,
             completion_poll_delay: Duration::from_millis(10),
+            held_job_refresh: Duration::from_secs(300),
         }
     }
 

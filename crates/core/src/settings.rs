@@ -32,6 +32,10 @@ pub struct Settings {
     pub completion_poll_attempts: u32,
     /// Delay before the second attempt; it doubles after each attempt.
     pub completion_poll_delay: Duration,
+    /// How long a held continuation job stays unanswered before the scheduled sweep answers it
+    /// with fresh progress (which queues the next continuation job, held again at its next poll);
+    /// 0 refreshes at every scheduled sweep.
+    pub held_job_refresh: Duration,
 }
 
 impl Settings {
@@ -68,6 +72,12 @@ impl Settings {
                 250,
                 10,
                 5000,
+            )?),
+            held_job_refresh: Duration::from_secs(number(
+                "HELD_JOB_REFRESH_SECONDS",
+                300,
+                0,
+                3000,
             )?),
         })
     }

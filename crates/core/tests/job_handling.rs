@@ -2,10 +2,11 @@
 //! CodePipeline, Step Functions and EC2.
 
 use ec2_build_core::model::{FailureKind, SkipReason};
+use ec2_build_core::model::{epoch_now, HeldJob};
 use ec2_build_core::testing::{
-    self, continuation_job, new_job, Answer, FakePipeline, FakeSteps, Fakes, AMPLE_TIME,
+    self, continuation_job, new_job, Answer, FakeHeldJobs, FakePipeline, FakeSteps, Fakes,
+    AMPLE_TIME,
 };
-use ec2_build_core::use_cases::sweep::NEW_JOB_SEARCH_BATCHES;
 use ec2_build_core::{
     CompletionError, CompletionSummary, ExecutionEnded, ExecutionStatus, JobOutcome, Reported,
     ServiceError, Settings, SweepError, SweepScope, SweepSummary,
@@ -30,12 +31,40 @@ impl Harness {
         &self.fakes.steps
     }
 
+    fn held(&self) -> &FakeHeldJobs {
+        &self.fakes.held
+    }
+
     async fn sweep(
         &self,
         scope: SweepScope,
         time_left: Duration,
     ) -> Result<SweepSummary, SweepError> {
         self.fakes.sweep(settings()).run(scope, time_left).await
+    }
+
+    /// A scheduled sweep that refreshes every held job, however recently it was held.
+    async fn refreshing_sweep(&self) -> SweepSummary {
+        let settings = testing::settings(&[
+            ("POLL_BATCH_SIZE", "3"),
+            ("HELD_JOB_REFRESH_SECONDS", "0"),
+        ]);
+        self.fakes
+            .sweep(settings)
+            .run(SweepScope::AllJobs, AMPLE_TIME)
+            .await
+            .unwrap()
+    }
+
+    /// Records `job_id` as held for the build `name`, with `token`, held at `held_at`.
+    fn hold(&self, name: &str, job_id: &str, token: &str, held_at: u64) {
+        self.pipeline().mark_in_progress(job_id);
+        self.held().insert(HeldJob {
+            execution_arn: self.steps().arn(name),
+            job_id: job_id.into(),
+            token: token.into(),
+            held_at,
+        });
     }
 
     async fn finish(&self, ended: &ExecutionEnded) -> Result<CompletionSummary, CompletionError> {
@@ -163,7 +192,7 @@ async fn execution_already_exists_is_looked_up_and_continued() {
 }
 
 #[tokio::test]
-async fn continuation_of_a_running_execution_continues_again() {
+async fn a_running_builds_continuation_job_is_held_not_answered() {
     let h = handler(FakePipeline::default());
     let arn = h.steps().arn("job-1");
     h.steps()
@@ -172,41 +201,78 @@ async fn continuation_of_a_running_execution_continues_again() {
     let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     assert_eq!(
         summary.outcomes,
-        vec![JobOutcome::Continued {
+        vec![JobOutcome::Held {
             job_id: "c-1".into(),
             execution_arn: arn.clone()
         }]
     );
+    // Acknowledged, not answered: the job is out of the queue, and nothing new is queued.
+    assert_eq!(h.pipeline().calls(), vec!["PollForJobs", "AcknowledgeJob"]);
+    assert!(h.pipeline().queued().is_empty());
+    let record = h.held().records().remove(&arn).expect("the job is recorded");
+    assert_eq!((record.job_id.as_str(), record.token.as_str()), ("c-1", arn.as_str()));
+    // One listing for the sweep: no DescribeExecution or history read for a listed build.
+    assert_eq!(*h.steps().calls.lock().unwrap(), vec!["ListExecutions"]);
+}
+
+#[tokio::test]
+async fn a_held_job_is_left_alone_until_its_refresh_is_due() {
+    let h = handler(FakePipeline::default());
+    h.steps()
+        .set("job-1", ExecutionStatus::Running, None, None, None);
+    let arn = h.steps().arn("job-1");
+    h.hold("job-1", "c-1", &arn, epoch_now());
+    let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    assert!(summary.outcomes.is_empty(), "{:?}", summary.outcomes);
+    assert!(h.pipeline().answers().is_empty());
+    assert_eq!(*h.steps().calls.lock().unwrap(), vec!["ListExecutions"]);
+}
+
+#[tokio::test]
+async fn a_held_job_due_for_refresh_is_answered_with_progress_and_its_successor_held() {
+    let h = handler(FakePipeline::default());
+    let arn = h.steps().arn("job-1");
+    h.steps()
+        .set("job-1", ExecutionStatus::Running, None, None, None);
+    h.hold("job-1", "c-1", &arn, 0);
+    let summary = h.refreshing_sweep().await;
     let Some(Answer::Success(report)) = h.pipeline().answer_for("c-1") else {
-        panic!()
+        panic!("{:?}", h.pipeline().answers())
     };
-    // The token carries the state the build was seen in, for the next check.
+    // The token carries the state the build was seen in, for the next refresh.
     let token = format!("{arn}|RunBuild");
     assert_eq!(report.continuation_token.as_deref(), Some(token.as_str()));
     assert!(
-        report
-            .summary
-            .starts_with("Running: build (RunBuild), for "),
+        report.summary.starts_with("Running: build (RunBuild), for "),
         "{}",
         report.summary
     );
-    // One listing for the sweep and one history read: no DescribeExecution for a listed build.
     assert_eq!(
         *h.steps().calls.lock().unwrap(),
         vec!["ListExecutions", "GetExecutionHistory"]
     );
-    // The next continuation job waits for the next sweep instead of being re-checked at once.
-    assert_eq!(h.pipeline().queued().len(), 1);
+    // The same sweep polls the continuation job the answer queued and holds it again.
+    let successor = h.held().records().remove(&arn).expect("held again");
+    assert_ne!(successor.job_id, "c-1");
+    assert_eq!(successor.token, token);
+    assert!(h.pipeline().queued().is_empty());
+    assert!(summary
+        .outcomes
+        .iter()
+        .any(|o| matches!(o, JobOutcome::Held { job_id, .. } if *job_id == successor.job_id)));
 
-    // The next scheduled sweep: the build has reached its long wait, so only the listing.
+    // The next refresh: the build has reached its long wait, so no history read.
     h.steps().calls.lock().unwrap().clear();
-    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    h.held().insert(HeldJob {
+        held_at: 0,
+        ..successor.clone()
+    });
+    h.refreshing_sweep().await;
     assert_eq!(*h.steps().calls.lock().unwrap(), vec!["ListExecutions"]);
-    let (_, Answer::Success(again)) = h.pipeline().answers().pop().unwrap() else {
+    let Some(Answer::Success(again)) = h.pipeline().answer_for(&successor.job_id) else {
         panic!()
     };
     assert_eq!(again.continuation_token.as_deref(), Some(token.as_str()));
-    assert!(again.summary.starts_with("Running: build (RunBuild), for "));
 }
 
 #[tokio::test]
@@ -215,11 +281,9 @@ async fn a_scheduled_sweep_lists_running_builds_once_whatever_their_number() {
     queue_running_builds(&h, 6);
     h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     let calls = h.steps().calls.lock().unwrap().clone();
-    let count = |op: &str| calls.iter().filter(|c| **c == op).count();
-    assert_eq!(count("ListExecutions"), 1, "{calls:?}");
-    assert_eq!(count("DescribeExecution"), 0, "{calls:?}");
-    // Each build's state is read while it may still change: once here, at its first check.
-    assert_eq!(count("GetExecutionHistory"), 6, "{calls:?}");
+    assert_eq!(calls, vec!["ListExecutions"]);
+    assert_eq!(h.held().records().len(), 6);
+    assert!(h.pipeline().answers().is_empty());
 }
 
 #[tokio::test]
@@ -247,13 +311,78 @@ async fn a_build_that_ended_is_described_and_reported_by_the_scheduled_sweep() {
 }
 
 #[tokio::test]
+async fn a_held_job_whose_build_ended_unreported_gets_its_result_from_the_scheduled_sweep() {
+    // The completion event was lost: the held job is answered once the listing no longer shows
+    // its build, however recently it was held.
+    let h = handler(FakePipeline::default());
+    let arn = h.steps().arn("job-1");
+    h.steps().set(
+        "job-1",
+        ExecutionStatus::Failed,
+        None,
+        Some("BuildFailed"),
+        Some("boom"),
+    );
+    h.hold("job-1", "c-1", &format!("{arn}|RunBuild"), epoch_now());
+    let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    assert!(matches!(
+        h.pipeline().answer_for("c-1"),
+        Some(Answer::Failure(_))
+    ));
+    assert!(summary.outcomes.iter().any(|o| o.is_final_answer()));
+    assert!(h.held().records().is_empty(), "the record is forgotten");
+    assert_eq!(
+        *h.steps().calls.lock().unwrap(),
+        vec!["ListExecutions", "DescribeExecution"]
+    );
+}
+
+#[tokio::test]
+async fn a_held_job_whose_build_cannot_be_read_stays_held() {
+    let h = handler(FakePipeline::default());
+    let arn = h.steps().arn("job-1");
+    h.steps()
+        .set("job-1", ExecutionStatus::Failed, None, None, None);
+    h.hold("job-1", "c-1", &arn, epoch_now());
+    *h.steps().failing_describes.lock().unwrap() = 1;
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    assert!(h.pipeline().answers().is_empty());
+    assert_eq!(h.held().records()[&arn].job_id, "c-1");
+    // The next sweep reports it.
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    assert!(matches!(
+        h.pipeline().answer_for("c-1"),
+        Some(Answer::Failure(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_continuation_job_that_cannot_be_recorded_is_answered_instead() {
+    let h = handler(FakePipeline::default());
+    queue_running_builds(&h, 1);
+    *h.held().failing.lock().unwrap() = true;
+    let summary = h.sweep(SweepScope::NewJobs, AMPLE_TIME).await.unwrap();
+    assert_eq!(
+        summary.outcomes,
+        vec![JobOutcome::Continued {
+            job_id: "c-1".into(),
+            execution_arn: h.steps().arn("job-1")
+        }]
+    );
+    let Some(Answer::Success(r)) = h.pipeline().answer_for("c-1") else {
+        panic!()
+    };
+    assert_eq!(r.continuation_token, Some(h.steps().arn("job-1")));
+}
+
+#[tokio::test]
 async fn a_started_event_sweep_makes_no_step_functions_call_for_running_builds() {
     let h = handler(FakePipeline::default());
     queue_running_builds(&h, 2);
     h.pipeline().queue(new_job("job-new", &[]));
     h.sweep(SweepScope::NewJobs, AMPLE_TIME).await.unwrap();
-    // The new job's start is the only Step Functions call; the running builds are continued as
-    // their tokens last saw them.
+    // The new job's start is the only Step Functions call; the running builds' continuation
+    // jobs are held as their tokens last saw them.
     assert!(
         h.steps().calls.lock().unwrap().is_empty(),
         "{:?}",
@@ -261,13 +390,9 @@ async fn a_started_event_sweep_makes_no_step_functions_call_for_running_builds()
     );
     assert_eq!(h.steps().starts.lock().unwrap().len(), 1);
     for i in 1..=2 {
-        let Some(Answer::Success(r)) = h.pipeline().answer_for(&format!("c-{i}")) else {
-            panic!()
-        };
-        assert_eq!(
-            r.continuation_token,
-            Some(h.steps().arn(&format!("job-{i}")))
-        );
+        assert!(h.pipeline().answer_for(&format!("c-{i}")).is_none());
+        let record = &h.held().records()[&h.steps().arn(&format!("job-{i}"))];
+        assert_eq!(record.job_id, format!("c-{i}"));
     }
 }
 
@@ -280,13 +405,15 @@ async fn a_sweep_whose_listing_fails_describes_each_build() {
     assert!(summary
         .outcomes
         .iter()
-        .all(|o| matches!(o, JobOutcome::Continued { .. })));
+        .all(|o| matches!(o, JobOutcome::Held { .. })));
     let calls = h.steps().calls.lock().unwrap().clone();
     assert_eq!(
         calls.iter().filter(|c| **c == "DescribeExecution").count(),
         2,
         "{calls:?}"
     );
+    // Without a listing, held jobs are not looked through.
+    assert!(!h.held().calls.lock().unwrap().contains(&"Scan"));
 }
 
 #[tokio::test]
@@ -386,18 +513,14 @@ async fn one_failing_job_does_not_stop_the_others() {
 }
 
 #[tokio::test]
-async fn every_polled_job_is_answered_even_a_repeated_continuation() {
-    // Batch size 3, three running builds: after the first batch, CodePipeline has queued their
-    // next continuation jobs, which the second poll returns. Those are polled, so they must be
-    // answered too (a polled job that is left alone may never be offered again), and the sweep
-    // then stops instead of re-checking the same builds again and again.
+async fn a_build_whose_job_cannot_be_held_is_answered_once_a_sweep() {
+    // Batch size 3, three running builds, and no record can be written: each continuation job is
+    // answered instead, which queues the next one; the second poll returns those, they are
+    // answered too (a polled job is never left aside), and the sweep then stops instead of
+    // re-checking the same builds again and again.
     let h = handler(FakePipeline::default());
-    for name in ["job-1", "job-2", "job-3"] {
-        h.steps()
-            .set(name, ExecutionStatus::Running, None, None, None);
-        h.pipeline()
-            .queue(continuation_job(&format!("c-{name}"), &h.steps().arn(name)));
-    }
+    queue_running_builds(&h, 3);
+    *h.held().failing.lock().unwrap() = true;
     let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     assert_eq!(summary.polls, 2);
     assert_eq!(summary.outcomes.len(), 6);
@@ -409,23 +532,8 @@ async fn every_polled_job_is_answered_even_a_repeated_continuation() {
         "{:?}",
         summary.outcomes
     );
-    assert_eq!(
-        h.pipeline().answers().len(),
-        6,
-        "every polled job is answered"
-    );
-    assert_eq!(
-        h.pipeline().queued().len(),
-        3,
-        "one continuation per build waits for the next sweep"
-    );
-}
-
-/// One new job and five running builds' continuation jobs queued, batch size 3.
-fn new_job_among_running_builds() -> Harness {
-    let h = handler(FakePipeline::with_jobs(vec![new_job("job-0", &[])]));
-    queue_running_builds(&h, 5);
-    h
+    assert_eq!(h.pipeline().answers().len(), 6, "every polled job is answered");
+    assert_eq!(h.pipeline().queued().len(), 3);
 }
 
 /// Queues a continuation job for each of `count` running builds.
@@ -439,27 +547,6 @@ fn queue_running_builds(h: &Harness, count: usize) {
     }
 }
 
-#[tokio::test]
-async fn started_event_sweep_stops_after_a_batch_without_new_jobs() {
-    let h = new_job_among_running_builds();
-    let summary = h.sweep(SweepScope::NewJobs, AMPLE_TIME).await.unwrap();
-    // [job-0, c-1, c-2] has a new job: poll again; [c-3, c-4, c-5] has none: stop.
-    assert_eq!(summary.polls, 2);
-    assert_eq!(h.steps().starts.lock().unwrap().len(), 1);
-    assert_eq!(summary.outcomes.len(), 6);
-    assert_eq!(
-        h.pipeline().answers().len(),
-        6,
-        "every polled job is answered"
-    );
-
-    // The scheduled sweep goes on to the continuations it created, until one repeats.
-    let h = new_job_among_running_builds();
-    let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
-    assert_eq!(summary.polls, 3);
-    assert_eq!(summary.outcomes.len(), 9);
-}
-
 /// `running` builds' continuation jobs queued ahead of one new job, batch size 3.
 fn new_job_behind_running_builds(running: usize) -> Harness {
     let h = handler(FakePipeline::default());
@@ -469,36 +556,41 @@ fn new_job_behind_running_builds(running: usize) -> Harness {
 }
 
 #[tokio::test]
-async fn started_event_sweep_looks_past_continuation_jobs_for_the_new_job() {
-    // [c-1..c-3], [c-4..c-6], [c-7, job-new, c-1 again]: found on the third batch, which also
-    // repeats a build already checked, so the sweep stops there.
-    let h = new_job_behind_running_builds(7);
+async fn started_event_sweep_holds_continuation_jobs_until_it_reaches_the_new_job() {
+    // Twelve running builds ahead of the new job: four batches of their continuation jobs, all
+    // held (out of the queue), then the new job, started. Each build costs one acknowledgement.
+    let h = new_job_behind_running_builds(12);
     let summary = h.sweep(SweepScope::NewJobs, AMPLE_TIME).await.unwrap();
-    assert_eq!(summary.polls, 3);
+    assert_eq!(summary.polls, 5);
     assert!(summary.outcomes.contains(&JobOutcome::Started {
         job_id: "job-new".into(),
         execution_arn: h.steps().arn("job-new"),
     }));
+    assert_eq!(h.held().records().len(), 12);
+    // The only answer is the new job's; what it queued is the new build's continuation job.
+    assert_eq!(h.pipeline().answers().len(), 1);
+    assert_eq!(h.pipeline().queued().len(), 1);
+
+    // A second STARTED event finds only that one job: no running build is checked again.
+    let h2 = h.sweep(SweepScope::NewJobs, AMPLE_TIME).await.unwrap();
+    assert_eq!(h2.polls, 1);
+    assert_eq!(h2.outcomes.len(), 1);
+    assert_eq!(h.held().records().len(), 13);
 }
 
 #[tokio::test]
-async fn started_event_sweep_gives_up_after_the_search_batches() {
-    // Twelve running builds: three batches of their continuation jobs and no new job; the new
-    // job is left to the scheduled sweep.
-    let h = new_job_behind_running_builds(12);
+async fn started_event_sweep_stops_after_a_batch_without_new_jobs_once_it_found_one() {
+    // [job-0, job-00, c-1], [c-2, c-3, c-4], ...: a new job in the first batch, none in the
+    // second: stop, leaving the rest to the next poll.
+    let h = handler(FakePipeline::with_jobs(vec![
+        new_job("job-0", &[]),
+        new_job("job-00", &[]),
+    ]));
+    queue_running_builds(&h, 6);
     let summary = h.sweep(SweepScope::NewJobs, AMPLE_TIME).await.unwrap();
-    assert_eq!(summary.polls, NEW_JOB_SEARCH_BATCHES);
-    assert!(h.steps().starts.lock().unwrap().is_empty());
-    assert_eq!(
-        h.pipeline().answers().len(),
-        9,
-        "every polled job is answered"
-    );
-    let scheduled = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
-    assert!(scheduled
-        .outcomes
-        .iter()
-        .any(|o| matches!(o, JobOutcome::Started { job_id, .. } if job_id == "job-new")));
+    assert_eq!(summary.polls, 2);
+    assert_eq!(h.steps().starts.lock().unwrap().len(), 2);
+    assert_eq!(h.held().records().len(), 4);
 }
 
 #[tokio::test(start_paused = true)]
@@ -847,4 +939,90 @@ async fn completion_whose_continuation_job_could_not_be_answered_does_not_claim_
         }
     }));
     assert_eq!(summary.reported, Reported::LeftToSweep);
+}
+
+#[tokio::test(start_paused = true)]
+async fn completion_answers_the_held_job_without_polling() {
+    let h = handler(FakePipeline::default());
+    let arn = h.steps().arn("job-1");
+    h.hold("job-1", "c-1", &format!("{arn}|RunBuild"), epoch_now());
+    h.steps().set(
+        "job-1",
+        ExecutionStatus::Succeeded,
+        Some(r#"{"Status":"SUCCEEDED"}"#),
+        None,
+        None,
+    );
+    let summary = h
+        .finish(&ended(&h, ExecutionStatus::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(summary.reported, Reported::HeldJob);
+    assert!(matches!(
+        h.pipeline().answer_for("c-1"),
+        Some(Answer::Success(r)) if r.continuation_token.is_none()
+    ));
+    assert_eq!(h.pipeline().calls(), vec!["PutJobSuccessResult"]);
+    assert_eq!(
+        *h.held().calls.lock().unwrap(),
+        vec!["GetItem", "DeleteItem"]
+    );
+    assert!(h.held().records().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn completion_with_an_out_of_date_held_record_polls_for_the_current_job() {
+    // A progress refresh answered the recorded job just before the build ended; the job it
+    // queued is found by polling.
+    let h = handler(FakePipeline::default());
+    let arn = h.steps().arn("job-1");
+    h.held().insert(HeldJob {
+        execution_arn: arn.clone(),
+        job_id: "c-answered".into(),
+        token: arn.clone(),
+        held_at: 0,
+    });
+    h.pipeline().queue(continuation_job("c-2", &arn));
+    h.steps().set(
+        "job-1",
+        ExecutionStatus::Succeeded,
+        Some(r#"{"Status":"SUCCEEDED"}"#),
+        None,
+        None,
+    );
+    let summary = h
+        .finish(&ended(&h, ExecutionStatus::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(summary.reported, Reported::ContinuationJob);
+    assert!(matches!(
+        h.pipeline().answer_for("c-2"),
+        Some(Answer::Success(r)) if r.continuation_token.is_none()
+    ));
+    assert!(h.held().records().is_empty(), "the stale record is forgotten");
+}
+
+#[tokio::test(start_paused = true)]
+async fn completion_holds_other_builds_continuation_jobs_it_polls() {
+    let h = handler(FakePipeline::with_jobs(vec![new_job("job-1", &[])]));
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    h.steps()
+        .set("other", ExecutionStatus::Running, None, None, None);
+    h.pipeline()
+        .queue(continuation_job("c-other", &h.steps().arn("other")));
+    h.steps().set(
+        "job-1",
+        ExecutionStatus::Succeeded,
+        Some(r#"{"Status":"SUCCEEDED"}"#),
+        None,
+        None,
+    );
+    h.finish(&ended(&h, ExecutionStatus::Succeeded))
+        .await
+        .unwrap();
+    assert!(h.pipeline().answer_for("c-other").is_none());
+    assert_eq!(
+        h.held().records()[&h.steps().arn("other")].job_id,
+        "c-other"
+    );
 }

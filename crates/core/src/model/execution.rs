@@ -63,10 +63,14 @@ impl ExecutionDescription {
 
 /// Seconds from `epoch_seconds` to now, by this machine's clock (0 for a time in the future).
 pub fn seconds_since(epoch_seconds: u64) -> u64 {
+    epoch_now().saturating_sub(epoch_seconds)
+}
+
+/// Now, in seconds since the epoch, by this machine's clock.
+pub fn epoch_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-        .saturating_sub(epoch_seconds)
 }
 
 /// A build execution that reached a final status (from its status-change event).

@@ -11,10 +11,10 @@ pub mod token;
 pub mod trigger;
 
 pub use error::{ConfigError, EventError, JobDataError, ServiceError, SettingsError};
-pub use execution::{seconds_since, ExecutionDescription, ExecutionEnded, ExecutionStatus};
+pub use execution::{epoch_now, seconds_since, ExecutionDescription, ExecutionEnded, ExecutionStatus};
 pub use fleet::{ActionExecution, ActionStatus, BuildInstance, BuildTags, InstanceState};
 pub use job::{AckStatus, Artifact, ArtifactLocation, Job, JobData, PipelineContext};
 pub use outcome::{JobOutcome, SkipReason, SweepScope};
 pub use report::{FailureKind, FailureReport, JobReport, SuccessReport};
-pub use token::{ContinuationToken, RunningExecution};
+pub use token::{ContinuationToken, HeldJob, RunningExecution};
 pub use trigger::{CompletionTrigger, PollerTrigger};

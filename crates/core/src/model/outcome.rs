@@ -16,6 +16,12 @@ pub enum JobOutcome {
         job_id: String,
         execution_arn: String,
     },
+    /// The execution still runs: the continuation job is acknowledged and held, unanswered, until
+    /// the build ends or its progress is refreshed (see `ports::HeldJobs`).
+    Held {
+        job_id: String,
+        execution_arn: String,
+    },
     /// Final success reported.
     Succeeded {
         job_id: String,
@@ -38,6 +44,7 @@ impl JobOutcome {
         match self {
             Self::Started { job_id, .. }
             | Self::Continued { job_id, .. }
+            | Self::Held { job_id, .. }
             | Self::Succeeded { job_id, .. }
             | Self::Failed { job_id, .. }
             | Self::Skipped { job_id, .. }
@@ -50,6 +57,7 @@ impl JobOutcome {
         match self {
             Self::Started { .. } => "started",
             Self::Continued { .. } => "continued",
+            Self::Held { .. } => "held",
             Self::Succeeded { .. } => "succeeded",
             Self::Failed { .. } => "failed",
             Self::Skipped { .. } => "skipped",
@@ -91,10 +99,10 @@ impl fmt::Display for SkipReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SweepScope {
     /// An action of ours started: poll while batches bring new jobs. Continuation jobs polled on
-    /// the way are handled, but a burst of N events does not re-check every running build N
-    /// times.
+    /// the way are held without any Step Functions call, so a burst of N events costs no
+    /// re-checks of running builds.
     NewJobs,
-    /// The scheduled sweep: poll while batches come back full, re-checking running builds and
-    /// finalising those whose completion event was lost.
+    /// The scheduled sweep: refresh held jobs that are due and finalise those whose build ended
+    /// without its completion event, then poll while batches come back full.
     AllJobs,
 }

@@ -51,6 +51,18 @@ pub struct RunningExecution {
     pub started_at: Option<u64>,
 }
 
+/// A continuation job acknowledged and left unanswered while its build runs, so it is out of
+/// CodePipeline's queue (see [`crate::ports::HeldJobs`]). An execution has at most one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldJob {
+    pub execution_arn: String,
+    pub job_id: String,
+    /// The job's continuation token, as CodePipeline gave it.
+    pub token: String,
+    /// When it was held, seconds since the epoch.
+    pub held_at: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

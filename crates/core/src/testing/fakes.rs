@@ -8,10 +8,10 @@
 
 use crate::model::{AckStatus, RunningExecution};
 use crate::model::{
-    ActionExecution, ExecutionDescription, ExecutionStatus, FailureReport, Job, JobData,
+    ActionExecution, ExecutionDescription, ExecutionStatus, FailureReport, HeldJob, Job, JobData,
     ServiceError, SuccessReport,
 };
-use crate::ports::{CodePipeline, StepFunctions};
+use crate::ports::{CodePipeline, HeldJobs, StepFunctions};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Deref;
@@ -434,6 +434,76 @@ impl StepFunctions for FakeSteps {
             execution.description.status = ExecutionStatus::Aborted;
             execution.description.error = Some(error.to_string());
             execution.description.cause = Some(cause.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Fake held-jobs table: one record per execution, as the DynamoDB adapter keeps them.
+#[derive(Clone, Default)]
+pub struct FakeHeldJobs(Arc<HeldJobsFake>);
+shared_handle!(FakeHeldJobs, HeldJobsFake);
+
+/// The state behind a [`FakeHeldJobs`].
+#[derive(Default)]
+pub struct HeldJobsFake {
+    records: Mutex<BTreeMap<String, HeldJob>>,
+    /// Every call fails with a service error while this is set.
+    pub failing: Mutex<bool>,
+    /// Names of the operations called, in order.
+    pub calls: Mutex<Vec<&'static str>>,
+}
+
+impl HeldJobsFake {
+    /// The records, by execution ARN.
+    pub fn records(&self) -> BTreeMap<String, HeldJob> {
+        self.records.lock().unwrap().clone()
+    }
+
+    /// Records `job` as if a worker had held it.
+    pub fn insert(&self, job: HeldJob) {
+        self.records
+            .lock()
+            .unwrap()
+            .insert(job.execution_arn.clone(), job);
+    }
+
+    fn record_call(&self, operation: &'static str) -> Result<(), ServiceError> {
+        self.calls.lock().unwrap().push(operation);
+        if *self.failing.lock().unwrap() {
+            return Err(ServiceError::Call {
+                service: "dynamodb",
+                operation,
+                message: "unavailable".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HeldJobs for FakeHeldJobs {
+    async fn hold(&self, job: &HeldJob) -> Result<(), ServiceError> {
+        self.record_call("PutItem")?;
+        self.insert(job.clone());
+        Ok(())
+    }
+
+    async fn held_for(&self, execution_arn: &str) -> Result<Option<HeldJob>, ServiceError> {
+        self.record_call("GetItem")?;
+        Ok(self.records.lock().unwrap().get(execution_arn).cloned())
+    }
+
+    async fn all_held(&self) -> Result<Vec<HeldJob>, ServiceError> {
+        self.record_call("Scan")?;
+        Ok(self.records.lock().unwrap().values().cloned().collect())
+    }
+
+    async fn forget(&self, execution_arn: &str, job_id: &str) -> Result<(), ServiceError> {
+        self.record_call("DeleteItem")?;
+        let mut records = self.records.lock().unwrap();
+        if records.get(execution_arn).is_some_and(|r| r.job_id == job_id) {
+            records.remove(execution_arn);
         }
         Ok(())
     }

@@ -4,7 +4,9 @@
 pub mod fakes;
 pub mod fleet;
 
-pub use fakes::{Answer, FakePipeline, FakeSteps, PipelineFake, StepsFake};
+pub use fakes::{
+    Answer, FakeHeldJobs, FakePipeline, FakeSteps, HeldJobsFake, PipelineFake, StepsFake,
+};
 pub use fleet::{build_tags, FakeInstances, InstancesFake};
 
 use crate::model::{Job, JobData};
@@ -98,6 +100,7 @@ pub fn continuation_job(id: &str, token: &str) -> Job {
 pub struct Fakes {
     pub pipeline: FakePipeline,
     pub steps: FakeSteps,
+    pub held: FakeHeldJobs,
     pub instances: FakeInstances,
 }
 
@@ -106,6 +109,7 @@ impl Default for Fakes {
         Self {
             pipeline: FakePipeline::default(),
             steps: FakeSteps::new(STATE_MACHINE_ARN),
+            held: FakeHeldJobs::default(),
             instances: FakeInstances::default(),
         }
     }
@@ -120,18 +124,23 @@ impl Fakes {
         }
     }
 
-    pub fn worker(&self, settings: Settings) -> JobWorker<FakePipeline, FakeSteps> {
-        JobWorker::new(self.pipeline.clone(), self.steps.clone(), settings)
+    pub fn worker(&self, settings: Settings) -> JobWorker<FakePipeline, FakeSteps, FakeHeldJobs> {
+        JobWorker::new(
+            self.pipeline.clone(),
+            self.steps.clone(),
+            self.held.clone(),
+            settings,
+        )
     }
 
-    pub fn sweep(&self, settings: Settings) -> Sweep<FakePipeline, FakeSteps> {
+    pub fn sweep(&self, settings: Settings) -> Sweep<FakePipeline, FakeSteps, FakeHeldJobs> {
         Sweep::new(self.worker(settings))
     }
 
     pub fn completion(
         &self,
         settings: Settings,
-    ) -> Completion<FakePipeline, FakeSteps, FakeInstances> {
+    ) -> Completion<FakePipeline, FakeSteps, FakeHeldJobs, FakeInstances> {
         Completion::new(self.worker(settings), self.instances.clone())
     }
 

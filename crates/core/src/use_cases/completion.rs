@@ -4,7 +4,7 @@
 use super::deadline::Deadline;
 use super::job::{JobWorker, RunningBuilds};
 use crate::model::{ContinuationToken, ExecutionEnded, JobOutcome, ServiceError, SkipReason};
-use crate::ports::{CodePipeline, Instances, StepFunctions};
+use crate::ports::{CodePipeline, HeldJobs, Instances, StepFunctions};
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{info, warn, Instrument};
@@ -23,7 +23,9 @@ pub struct CompletionSummary {
 /// How the completion reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Reported {
-    /// Through the continuation job carrying the execution ARN.
+    /// Through the continuation job held for the execution (no poll needed).
+    HeldJob,
+    /// Through the continuation job carrying the execution ARN, found by polling.
     ContinuationJob,
     /// On the job that started the execution, which was never continued.
     OriginalJob,
@@ -45,22 +47,24 @@ pub enum CompletionError {
 }
 
 /// Finishes build executions over the job worker's ports and the instances port.
-pub struct Completion<P, S, I> {
-    worker: JobWorker<P, S>,
+pub struct Completion<P, S, H, I> {
+    worker: JobWorker<P, S, H>,
     instances: I,
 }
 
-impl<P: CodePipeline, S: StepFunctions, I: Instances> Completion<P, S, I> {
-    pub fn new(worker: JobWorker<P, S>, instances: I) -> Self {
+impl<P: CodePipeline, S: StepFunctions, H: HeldJobs, I: Instances> Completion<P, S, H, I> {
+    pub fn new(worker: JobWorker<P, S, H>, instances: I) -> Self {
         Self { worker, instances }
     }
 
-    pub fn worker(&self) -> &JobWorker<P, S> {
+    pub fn worker(&self) -> &JobWorker<P, S, H> {
         &self.worker
     }
 
-    /// Reports the result and releases. Polls for the continuation job carrying the execution
-    /// ARN, with growing delays, at most `completion_poll_attempts` times and never past
+    /// Reports the result and releases. Answers the continuation job held for the execution
+    /// when there is one; otherwise polls for the continuation job carrying the execution ARN
+    /// (looking for a held one again before each poll, since another worker may hold it
+    /// meanwhile), with growing delays, at most `completion_poll_attempts` times and never past
     /// `time_left` (the invocation's deadline), handling every job it receives on the way. When
     /// the continuation job does not appear, reports on the job that started the execution, in
     /// case that job was never continued. Then, whatever reporting did, terminates the
@@ -119,6 +123,10 @@ impl<P: CodePipeline, S: StepFunctions, I: Instances> Completion<P, S, I> {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
+            if self.answer_held(ended, summary).await {
+                summary.reported = Reported::HeldJob;
+                return Ok(());
+            }
             let round_started = Instant::now();
             let jobs = match self.worker.poll().await {
                 Ok(jobs) => jobs,
@@ -169,6 +177,24 @@ impl<P: CodePipeline, S: StepFunctions, I: Instances> Completion<P, S, I> {
             }
         }
         Ok(())
+    }
+
+    /// Answers the execution's held job, if one is recorded; true once the job has its final
+    /// answer. A record that is out of date (its job answered by a progress refresh meanwhile)
+    /// is forgotten, and the search goes on.
+    async fn answer_held(&self, ended: &ExecutionEnded, summary: &mut CompletionSummary) -> bool {
+        let held = match self.worker.held_jobs().held_for(&ended.execution_arn).await {
+            Ok(Some(held)) => held,
+            Ok(None) => return false,
+            Err(e) => {
+                warn!(error = %e, "the held job cannot be read; polling instead");
+                return false;
+            }
+        };
+        let outcome = self.worker.answer_held(&held, None).await;
+        let settled = outcome.is_final_answer();
+        summary.outcomes.push(outcome);
+        settled
     }
 
     async fn release(&self, ended: &ExecutionEnded) -> Result<Vec<String>, CompletionError> {

@@ -4,10 +4,10 @@
 use crate::input::ExecutionInput;
 use crate::model::AckStatus;
 use crate::model::{
-    seconds_since, ContinuationToken, ExecutionDescription, ExecutionStatus, Job, JobOutcome,
-    JobReport, ServiceError, SkipReason, SuccessReport,
+    epoch_now, seconds_since, ContinuationToken, ExecutionDescription, ExecutionStatus, HeldJob,
+    Job, JobOutcome, JobReport, ServiceError, SkipReason,
 };
-use crate::ports::{CodePipeline, StepFunctions};
+use crate::ports::{CodePipeline, HeldJobs, StepFunctions};
 use crate::progress::{self, Stage};
 use crate::report::{self, configuration_failure, job_failure};
 use crate::settings::Settings;
@@ -23,33 +23,44 @@ use tracing::{field, info, warn, Instrument};
 /// a polled job is always handled, since CodePipeline does not document offering it again.
 pub const JOB_TIME_RESERVE: Duration = Duration::from_secs(25);
 
-/// What the worker knows of running builds when it answers their continuation jobs; it decides
-/// how many Step Functions calls a re-check costs.
+/// What the worker knows of running builds when it meets their continuation jobs; it decides
+/// how many Step Functions calls a continuation job costs. A build found running has its
+/// continuation job held (see [`HeldJobs`]), not answered.
 #[derive(Debug, Clone, Copy)]
 pub enum RunningBuilds<'a> {
-    /// Nothing: each build is described, and its current state read while it runs.
+    /// Nothing: each build is described.
     Unknown,
     /// The RUNNING executions (ARN → start time), listed once for the sweep: a listed build is
-    /// continued without DescribeExecution; any other is described.
+    /// held without DescribeExecution; any other is described.
     Listed(&'a HashMap<String, Option<u64>>),
-    /// Not looked at: a build is continued as its token last saw it, without any call, except
-    /// `ended`, which is described. A STARTED sweep leaves running builds to the scheduled
-    /// sweep this way; the completion function describes only its own execution.
+    /// Not looked at: a build is held without any Step Functions call, except `ended`, which is
+    /// described. A STARTED sweep leaves running builds to the scheduled sweep this way; the
+    /// completion function describes only its own execution.
     NotChecked { ended: Option<&'a str> },
 }
 
-/// Handles jobs of our action type over a CodePipeline and a Step Functions port.
-pub struct JobWorker<P, S> {
+/// What to do with a continuation job once acknowledged.
+enum ContinuationDecision {
+    /// Answer it now (the build ended, or the job cannot be followed).
+    Answer(JobReport),
+    /// The build runs: hold the job until there is something to report.
+    Hold(ContinuationToken),
+}
+
+/// Handles jobs of our action type over the CodePipeline, Step Functions and held-jobs ports.
+pub struct JobWorker<P, S, H> {
     pipeline: P,
     steps: S,
+    held: H,
     settings: Settings,
 }
 
-impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
-    pub fn new(pipeline: P, steps: S, settings: Settings) -> Self {
+impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> JobWorker<P, S, H> {
+    pub fn new(pipeline: P, steps: S, held: H, settings: Settings) -> Self {
         Self {
             pipeline,
             steps,
+            held,
             settings,
         }
     }
@@ -61,6 +72,11 @@ impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
     /// The Step Functions port.
     pub fn steps(&self) -> &S {
         &self.steps
+    }
+
+    /// The held-jobs port.
+    pub fn held_jobs(&self) -> &H {
+        &self.held
     }
 
     /// One PollForJobs call for a batch of our jobs.
@@ -99,7 +115,10 @@ impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
                 };
             }
             let report = match &job.data.continuation_token {
-                Some(token) => self.continue_build(token, running).await,
+                Some(token) => match self.continue_build(token, running).await {
+                    ContinuationDecision::Answer(report) => report,
+                    ContinuationDecision::Hold(token) => return self.hold(&job.id, token).await,
+                },
                 None => self.start_build(&job).await,
             };
             self.answer(&job.id, report).await
@@ -181,57 +200,116 @@ impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
         report::started(&arn, &self.settings)
     }
 
-    /// A continuation job: report the execution's state, with as few calls as `running` allows.
-    async fn continue_build(&self, raw: &str, running: &RunningBuilds<'_>) -> JobReport {
+    /// A continuation job: hold it while the build runs, answer it once the build ended, with as
+    /// few calls as `running` allows.
+    async fn continue_build(&self, raw: &str, running: &RunningBuilds<'_>) -> ContinuationDecision {
         let token = ContinuationToken::parse(raw);
         let arn = token.execution_arn.as_str();
         tracing::Span::current().record("execution_arn", arn);
         if !arn.starts_with(&self.settings.execution_arn("")) {
-            return JobReport::Fail(job_failure(
+            return ContinuationDecision::Answer(JobReport::Fail(job_failure(
                 format!(
                     "the continuation token {raw:?} is not an execution of {}",
                     self.settings.state_machine_arn
                 ),
                 None,
-            ));
+            )));
         }
-        match running {
-            RunningBuilds::NotChecked { ended } if *ended != Some(arn) => {
-                return report::still_running(&token, None, &self.settings);
-            }
-            RunningBuilds::Listed(listed) => {
-                if let Some(started_at) = listed.get(arn) {
-                    let running_for = started_at.map(seconds_since);
-                    let token = self.refresh_state(token).await;
-                    return report::still_running(&token, running_for, &self.settings);
-                }
-            }
-            _ => {}
+        let known_running = match running {
+            RunningBuilds::NotChecked { ended } => *ended != Some(arn),
+            RunningBuilds::Listed(listed) => listed.contains_key(arn),
+            RunningBuilds::Unknown => false,
+        };
+        if known_running {
+            return ContinuationDecision::Hold(token);
         }
         match self.steps.describe_execution(arn).await {
             Ok(execution) if execution.status == ExecutionStatus::Running => {
-                let token = self.refresh_state(token).await;
-                report::still_running(&token, execution.started_seconds_ago(), &self.settings)
+                ContinuationDecision::Hold(token)
             }
-            Ok(execution) => report::for_execution(&execution, &self.settings),
-            Err(ServiceError::ExecutionNotFound(_)) => JobReport::Fail(job_failure(
-                format!("the build execution {arn} does not exist any more"),
-                Some(arn.to_string()),
-            )),
+            Ok(execution) => {
+                ContinuationDecision::Answer(report::for_execution(&execution, &self.settings))
+            }
+            Err(ServiceError::ExecutionNotFound(_)) => {
+                ContinuationDecision::Answer(execution_gone(arn))
+            }
             Err(e) => {
-                warn!(error = %e, "DescribeExecution failed; continuing so the next job checks again");
-                JobReport::Continue(SuccessReport {
-                    summary: report::truncate_end(
-                        &format!("Build status unknown for now ({e}); checking again"),
-                        report::MAX_SUMMARY_LEN,
-                    ),
-                    external_execution_id: arn.to_string(),
-                    percent_complete: None,
-                    continuation_token: Some(token.to_string()),
-                    output_variables: Default::default(),
-                })
+                // Held, the scheduled sweep looks at the build again within a minute.
+                warn!(error = %e, "DescribeExecution failed; holding the job for the next check");
+                ContinuationDecision::Hold(token)
             }
         }
+    }
+
+    /// Holds an acknowledged continuation job: recorded, not answered. When it cannot be
+    /// recorded it is answered as still running instead, so it is never left without a record
+    /// or an answer.
+    async fn hold(&self, job_id: &str, token: ContinuationToken) -> JobOutcome {
+        let held = HeldJob {
+            execution_arn: token.execution_arn.clone(),
+            job_id: job_id.to_string(),
+            token: token.to_string(),
+            held_at: epoch_now(),
+        };
+        match self.held.hold(&held).await {
+            Ok(()) => {
+                info!("continuation job held while the build runs");
+                JobOutcome::Held {
+                    job_id: held.job_id,
+                    execution_arn: held.execution_arn,
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "could not record the held job; answering it instead");
+                let report = report::still_running(&token, None, &self.settings);
+                self.answer(job_id, report).await
+            }
+        }
+    }
+
+    /// Answers a held job: with the final result when its execution ended, else with fresh
+    /// progress (queueing the next continuation job). `listed_start` is the execution's start
+    /// time when a listing of RUNNING executions just showed it; otherwise it is described. The
+    /// record is forgotten once the job is answered (by this worker or another); a job whose
+    /// build cannot be read stays held for the next check.
+    pub async fn answer_held(&self, held: &HeldJob, listed_start: Option<Option<u64>>) -> JobOutcome {
+        let span = tracing::info_span!("job", job_id = %held.job_id, execution_arn = %held.execution_arn);
+        async {
+            let token = ContinuationToken::parse(&held.token);
+            let report = match listed_start {
+                Some(started_at) => self.progress(token, started_at.map(seconds_since)).await,
+                None => match self.steps.describe_execution(&held.execution_arn).await {
+                    Ok(execution) if execution.status == ExecutionStatus::Running => {
+                        self.progress(token, execution.started_seconds_ago()).await
+                    }
+                    Ok(execution) => report::for_execution(&execution, &self.settings),
+                    Err(ServiceError::ExecutionNotFound(_)) => execution_gone(&held.execution_arn),
+                    Err(e) => {
+                        warn!(error = %e, "DescribeExecution failed; the job stays held");
+                        return JobOutcome::Held {
+                            job_id: held.job_id.clone(),
+                            execution_arn: held.execution_arn.clone(),
+                        };
+                    }
+                },
+            };
+            let outcome = self.answer(&held.job_id, report).await;
+            let answered = !matches!(outcome, JobOutcome::Unanswered { .. });
+            if answered {
+                if let Err(e) = self.held.forget(&held.execution_arn, &held.job_id).await {
+                    warn!(error = %e, "could not forget the answered held job; the next check skips it");
+                }
+            }
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The still-running report, with the state read afresh until the build reaches its wait.
+    async fn progress(&self, token: ContinuationToken, running_for: Option<u64>) -> JobReport {
+        let token = self.refresh_state(token).await;
+        report::still_running(&token, running_for, &self.settings)
     }
 
     /// The token with the state the running execution is in now. Once the build has reached
@@ -308,6 +386,14 @@ impl<P: CodePipeline, S: StepFunctions> JobWorker<P, S> {
             }
         }
     }
+}
+
+/// The failure for a continuation job whose execution Step Functions no longer knows.
+fn execution_gone(arn: &str) -> JobReport {
+    JobReport::Fail(job_failure(
+        format!("the build execution {arn} does not exist any more"),
+        Some(arn.to_string()),
+    ))
 }
 
 /// Step Functions execution names: 1–80 characters, no blanks or special characters.

@@ -1,19 +1,16 @@
 //! The sweep: poll for jobs and handle each, as far as the trigger asks and time allows.
 
 use super::deadline::Deadline;
-use super::job::{JobWorker, RunningBuilds};
-use crate::model::{ContinuationToken, Job, JobOutcome, ServiceError, SweepScope};
-use crate::ports::{CodePipeline, StepFunctions};
+use super::job::{JobWorker, RunningBuilds, JOB_TIME_RESERVE};
+use crate::model::{
+    seconds_since, ContinuationToken, HeldJob, Job, JobOutcome, ServiceError, SweepScope,
+};
+use crate::ports::{CodePipeline, HeldJobs, StepFunctions};
+use futures::stream::{self, StreamExt};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
-use tracing::warn;
-
-/// How many batches of continuation jobs a STARTED sweep looks through for a new job. Every
-/// check of a running build queues its next continuation job, so with more running builds than
-/// this many batches hold, a new job may wait for the scheduled sweep (at most a minute); a
-/// higher number would make every STARTED event of a burst re-check more running builds.
-pub const NEW_JOB_SEARCH_BATCHES: u32 = 3;
+use tracing::{info, warn};
 
 /// What one sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,26 +28,29 @@ pub enum SweepError {
     Poll(ServiceError),
 }
 
-/// Polls for jobs of our action type and hands each to the [`JobWorker`].
-pub struct Sweep<P, S> {
-    worker: JobWorker<P, S>,
+/// Polls for jobs of our action type and hands each to the [`JobWorker`]; the scheduled sweep
+/// also answers the held jobs that are due.
+pub struct Sweep<P, S, H> {
+    worker: JobWorker<P, S, H>,
 }
 
-impl<P: CodePipeline, S: StepFunctions> Sweep<P, S> {
-    pub fn new(worker: JobWorker<P, S>) -> Self {
+impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> Sweep<P, S, H> {
+    pub fn new(worker: JobWorker<P, S, H>) -> Self {
         Self { worker }
     }
 
-    pub fn worker(&self) -> &JobWorker<P, S> {
+    pub fn worker(&self) -> &JobWorker<P, S, H> {
         &self.worker
     }
 
-    /// Polls batch after batch while batches come back full (at most `poll_max_rounds`); every
-    /// polled job is handled. The sweep stops early:
-    /// - after a batch holding a continuation job of a build it already checked, so a running
-    ///   build is checked at most twice a sweep;
-    /// - for [`SweepScope::NewJobs`], after a batch without a new job once it has found one, or
-    ///   after [`NEW_JOB_SEARCH_BATCHES`] batches without finding any;
+    /// The scheduled sweep ([`SweepScope::AllJobs`]) first lists the RUNNING executions and
+    /// answers the held jobs that are due ([`Self::answer_due_held_jobs`]). Then every sweep
+    /// polls batch after batch while batches come back full (at most `poll_max_rounds`); every
+    /// polled job is handled, and a continuation job of a running build is held, which takes
+    /// it out of the queue. The sweep stops early:
+    /// - after a batch holding a continuation job of a build it already handled (one it could
+    ///   not hold and answered instead), so a build is not re-checked in a loop;
+    /// - for [`SweepScope::NewJobs`], after a batch without a new job once it has found one;
     /// - before a batch it might not finish in `time_left` (see [`Deadline`]), and before any
     ///   batch when less than its jobs may need is left ([`JobWorker::batch_time`]): a polled job
     ///   is always handled.
@@ -64,13 +64,16 @@ impl<P: CodePipeline, S: StepFunctions> Sweep<P, S> {
         let mut summary = SweepSummary::default();
         let mut seen_builds = HashSet::new();
         let mut found_new_job = false;
-        // The scheduled sweep lists the running executions once, so a re-check costs no Step
+        // The scheduled sweep lists the running executions once, so a held job costs no Step
         // Functions call per build (ListExecutions pages hold 1,000).
-        // It lists them before its first poll, so no polled job waits for the listing.
         let listed = match scope {
             SweepScope::AllJobs => self.list_running().await,
             SweepScope::NewJobs => None,
         };
+        if let Some(listed) = &listed {
+            let answered = self.answer_due_held_jobs(listed, &deadline).await;
+            summary.outcomes.extend(answered);
+        }
         while summary.polls < settings.poll_max_rounds {
             // A polled job must be acknowledged in time to be started and answered: poll only
             // with that time left, and after a first batch only if another one fits as well.
@@ -106,19 +109,55 @@ impl<P: CodePipeline, S: StepFunctions> Sweep<P, S> {
                 .outcomes
                 .extend(self.worker.handle_all(jobs, &running).await);
             deadline.record_round(batch_started.elapsed());
-            // Continuation jobs of running builds may be queued ahead of the new job (each check
-            // queues the next one), so a STARTED sweep looks a few batches deep before giving up.
-            let done_with_new_jobs = scope == SweepScope::NewJobs
-                && !batch.new_jobs
-                && (found_new_job || summary.polls >= NEW_JOB_SEARCH_BATCHES);
+            let done_with_new_jobs = scope == SweepScope::NewJobs && !batch.new_jobs && found_new_job;
             found_new_job |= batch.new_jobs;
-            // A build seen twice means the batch holds continuations of builds this sweep
-            // already checked: stop, so running builds are not re-checked in a loop.
             if !full || batch.repeated_build || done_with_new_jobs {
                 break;
             }
         }
         Ok(summary)
+    }
+
+    /// Answers the held jobs that are due: every one whose build is not in `listed` (it ended,
+    /// and its completion event may be lost: the job gets its final result), and every one held
+    /// for `held_job_refresh` or longer (fresh progress). Stops taking more once the time left
+    /// is what the poll after it needs; the rest wait for the next sweep.
+    async fn answer_due_held_jobs(
+        &self,
+        listed: &HashMap<String, Option<u64>>,
+        deadline: &Deadline,
+    ) -> Vec<JobOutcome> {
+        let held = match self.worker.held_jobs().all_held().await {
+            Ok(held) => held,
+            Err(e) => {
+                warn!(error = %e, "held jobs cannot be listed; the next sweep answers them");
+                return Vec::new();
+            }
+        };
+        let refresh = self.worker.settings().held_job_refresh.as_secs();
+        let due: Vec<HeldJob> = held
+            .into_iter()
+            .filter(|h| {
+                !listed.contains_key(&h.execution_arn) || seconds_since(h.held_at) >= refresh
+            })
+            .collect();
+        if due.is_empty() {
+            return Vec::new();
+        }
+        info!(due = due.len(), "answering held jobs");
+        let reserve = self.worker.batch_time() + JOB_TIME_RESERVE;
+        stream::iter(due)
+            .map(|held| async move {
+                if deadline.remaining() < reserve {
+                    return None;
+                }
+                let listed_start = listed.get(&held.execution_arn).copied();
+                Some(self.worker.answer_held(&held, listed_start).await)
+            })
+            .buffer_unordered(self.worker.settings().job_concurrency)
+            .filter_map(|outcome| async move { outcome })
+            .collect()
+            .await
     }
 
     /// The running executions by ARN with their start times; `None` when they cannot be
