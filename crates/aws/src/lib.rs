@@ -9,12 +9,14 @@ mod codepipeline;
 mod ec2;
 mod error;
 mod fleet;
+mod held_jobs;
 mod sfn;
 
 pub use codepipeline::CodePipelineJobs;
 pub use ec2::Ec2Instances;
 pub use error::AdapterError;
 pub use fleet::Ec2Fleet;
+pub use held_jobs::{DynamoDbHeldJobs, RECORD_LIFETIME_SECONDS};
 pub use sfn::StepFunctionsExecutions;
 
 /// Tag key the state machine puts on instances: the execution ARN.
@@ -81,6 +83,13 @@ impl Ec2Instances {
     }
 }
 
+impl DynamoDbHeldJobs {
+    /// Client from the shared SDK configuration, for the table named `table`.
+    pub fn from_sdk_config(config: &aws_config::SdkConfig, table: &str) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(config), table)
+    }
+}
+
 impl Ec2Fleet {
     /// Client from the shared SDK configuration, for the instances of stack `stack_name`.
     pub fn from_sdk_config(config: &aws_config::SdkConfig, stack_name: &str) -> Self {
@@ -93,8 +102,13 @@ impl Ec2Fleet {
 pub struct Adapters {
     pub pipeline: CodePipelineJobs,
     pub steps: StepFunctionsExecutions,
+    pub held: DynamoDbHeldJobs,
     pub instances: Ec2Instances,
 }
+
+/// The job worker both functions run, over the adapters.
+pub type AwsJobWorker =
+    ec2_build_core::JobWorker<CodePipelineJobs, StepFunctionsExecutions, DynamoDbHeldJobs>;
 
 impl Adapters {
     /// Clients for the deployment `settings` describe.
@@ -105,16 +119,19 @@ impl Adapters {
         Ok(Self {
             pipeline: CodePipelineJobs::from_sdk_config(config, &settings.action_type)?,
             steps: StepFunctionsExecutions::from_sdk_config(config, &settings.state_machine_arn),
+            held: DynamoDbHeldJobs::from_sdk_config(config, &settings.held_jobs_table),
             instances: Ec2Instances::from_sdk_config(config),
         })
     }
 
     /// The job worker both functions run.
-    pub fn job_worker(
-        &self,
-        settings: ec2_build_core::Settings,
-    ) -> ec2_build_core::JobWorker<CodePipelineJobs, StepFunctionsExecutions> {
-        ec2_build_core::JobWorker::new(self.pipeline.clone(), self.steps.clone(), settings)
+    pub fn job_worker(&self, settings: ec2_build_core::Settings) -> AwsJobWorker {
+        ec2_build_core::JobWorker::new(
+            self.pipeline.clone(),
+            self.steps.clone(),
+            self.held.clone(),
+            settings,
+        )
     }
 }
 

@@ -121,6 +121,7 @@ mod tests {
                 "ACTION_CATEGORY" => Some("Build"),
                 "ACTION_PROVIDER" => Some("EC2Build"),
                 "ACTION_VERSION" => Some("1"),
+                "HELD_JOBS_TABLE" => Some("held-jobs"),
                 _ => None,
             }
             .map(Into::into)

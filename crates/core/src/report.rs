@@ -374,6 +374,7 @@ mod tests {
             },
             state_machine_arn: "arn:aws:states:eu-west-1:123456789012:stateMachine:ec2-build"
                 .into(),
+            held_jobs_table: "held".into(),
             poll_batch_size: 10,
             poll_max_rounds: 10,
             job_concurrency: 4,

@@ -17,6 +17,8 @@ pub struct Settings {
     pub action_type: ActionType,
     /// ARN of the build state machine.
     pub state_machine_arn: String,
+    /// Name of the DynamoDB table of held continuation jobs.
+    pub held_jobs_table: String,
     /// `maxBatchSize` of each PollForJobs call.
     pub poll_batch_size: u32,
     /// How many PollForJobs calls one sweep makes at most while batches come back full.
@@ -61,6 +63,7 @@ impl Settings {
                 version: required("ACTION_VERSION")?,
             },
             state_machine_arn,
+            held_jobs_table: required("HELD_JOBS_TABLE")?,
             poll_batch_size: number("POLL_BATCH_SIZE", 10, 1, 100)? as u32,
             poll_max_rounds: number("POLL_MAX_ROUNDS", 10, 1, 100)? as u32,
             job_concurrency: number("JOB_CONCURRENCY", 8, 1, 64)? as usize,
@@ -169,7 +172,7 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
-    const BASE: [(&str, &str); 4] = [
+    const BASE: [(&str, &str); 5] = [
         (
             "STATE_MACHINE_ARN",
             "arn:aws:states:eu-west-1:123456789012:stateMachine:ec2-build",
@@ -177,6 +180,7 @@ mod tests {
         ("ACTION_CATEGORY", "Build"),
         ("ACTION_PROVIDER", "EC2Build"),
         ("ACTION_VERSION", "1"),
+        ("HELD_JOBS_TABLE", "ec2-build-HeldJobs"),
     ];
 
     #[test]
@@ -192,7 +196,7 @@ mod tests {
 
     #[test]
     fn missing_variable_is_named() {
-        let err = Settings::from_lookup(lookup(&BASE[..3])).unwrap_err();
+        let err = Settings::from_lookup(lookup(&[BASE[0], BASE[1], BASE[2], BASE[4]])).unwrap_err();
         assert_eq!(
             err,
             SettingsError {

@@ -1,8 +1,8 @@
 //! The decisions of job handling, the sweep and completion, against in-memory fakes of
 //! CodePipeline, Step Functions and EC2.
 
-use ec2_build_core::model::{FailureKind, SkipReason};
 use ec2_build_core::model::{epoch_now, HeldJob};
+use ec2_build_core::model::{FailureKind, SkipReason};
 use ec2_build_core::testing::{
     self, continuation_job, new_job, Answer, FakeHeldJobs, FakePipeline, FakeSteps, Fakes,
     AMPLE_TIME,
@@ -45,10 +45,8 @@ impl Harness {
 
     /// A scheduled sweep that refreshes every held job, however recently it was held.
     async fn refreshing_sweep(&self) -> SweepSummary {
-        let settings = testing::settings(&[
-            ("POLL_BATCH_SIZE", "3"),
-            ("HELD_JOB_REFRESH_SECONDS", "0"),
-        ]);
+        let settings =
+            testing::settings(&[("POLL_BATCH_SIZE", "3"), ("HELD_JOB_REFRESH_SECONDS", "0")]);
         self.fakes
             .sweep(settings)
             .run(SweepScope::AllJobs, AMPLE_TIME)
@@ -209,8 +207,15 @@ async fn a_running_builds_continuation_job_is_held_not_answered() {
     // Acknowledged, not answered: the job is out of the queue, and nothing new is queued.
     assert_eq!(h.pipeline().calls(), vec!["PollForJobs", "AcknowledgeJob"]);
     assert!(h.pipeline().queued().is_empty());
-    let record = h.held().records().remove(&arn).expect("the job is recorded");
-    assert_eq!((record.job_id.as_str(), record.token.as_str()), ("c-1", arn.as_str()));
+    let record = h
+        .held()
+        .records()
+        .remove(&arn)
+        .expect("the job is recorded");
+    assert_eq!(
+        (record.job_id.as_str(), record.token.as_str()),
+        ("c-1", arn.as_str())
+    );
     // One listing for the sweep: no DescribeExecution or history read for a listed build.
     assert_eq!(*h.steps().calls.lock().unwrap(), vec!["ListExecutions"]);
 }
@@ -243,7 +248,9 @@ async fn a_held_job_due_for_refresh_is_answered_with_progress_and_its_successor_
     let token = format!("{arn}|RunBuild");
     assert_eq!(report.continuation_token.as_deref(), Some(token.as_str()));
     assert!(
-        report.summary.starts_with("Running: build (RunBuild), for "),
+        report
+            .summary
+            .starts_with("Running: build (RunBuild), for "),
         "{}",
         report.summary
     );
@@ -532,7 +539,11 @@ async fn a_build_whose_job_cannot_be_held_is_answered_once_a_sweep() {
         "{:?}",
         summary.outcomes
     );
-    assert_eq!(h.pipeline().answers().len(), 6, "every polled job is answered");
+    assert_eq!(
+        h.pipeline().answers().len(),
+        6,
+        "every polled job is answered"
+    );
     assert_eq!(h.pipeline().queued().len(), 3);
 }
 
@@ -999,7 +1010,10 @@ async fn completion_with_an_out_of_date_held_record_polls_for_the_current_job() 
         h.pipeline().answer_for("c-2"),
         Some(Answer::Success(r)) if r.continuation_token.is_none()
     ));
-    assert!(h.held().records().is_empty(), "the stale record is forgotten");
+    assert!(
+        h.held().records().is_empty(),
+        "the stale record is forgotten"
+    );
 }
 
 #[tokio::test(start_paused = true)]

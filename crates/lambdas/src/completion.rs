@@ -2,7 +2,7 @@
 //! once and releases instances the flow could not release.
 
 use crate::{parse_envelope, time_left, FunctionError, JobCounts};
-use ec2_build_core::ports::{CodePipeline, Instances, StepFunctions};
+use ec2_build_core::ports::{CodePipeline, HeldJobs, Instances, StepFunctions};
 use ec2_build_core::{Completion, CompletionTrigger, Reported};
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
@@ -13,7 +13,9 @@ use tracing::info;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CompletionAction {
-    /// The result went to CodePipeline through the continuation job.
+    /// The result went to CodePipeline through the continuation job held for the execution.
+    ReportedHeld,
+    /// The result went to CodePipeline through the continuation job, found by polling.
     ReportedContinuation,
     /// The result went to CodePipeline on the job that started the execution.
     ReportedOriginal,
@@ -37,9 +39,9 @@ pub struct CompletionResponse {
 }
 
 /// Handles one "Step Functions Execution Status Change" event.
-pub async fn handle<P: CodePipeline, S: StepFunctions, I: Instances>(
+pub async fn handle<P: CodePipeline, S: StepFunctions, H: HeldJobs, I: Instances>(
     event: LambdaEvent<Value>,
-    completion: &Completion<P, S, I>,
+    completion: &Completion<P, S, H, I>,
 ) -> Result<CompletionResponse, FunctionError> {
     let time_left = time_left(event.context.deadline);
     let envelope = parse_envelope(event.payload)?;
@@ -59,6 +61,7 @@ pub async fn handle<P: CodePipeline, S: StepFunctions, I: Instances>(
         };
     let summary = completion.finish(&ended, time_left).await?;
     let action = match summary.reported {
+        Reported::HeldJob => CompletionAction::ReportedHeld,
         Reported::ContinuationJob => CompletionAction::ReportedContinuation,
         Reported::OriginalJob => CompletionAction::ReportedOriginal,
         Reported::LeftToSweep => CompletionAction::LeftToSweep,

@@ -96,6 +96,7 @@ impl From<FunctionError> for Diagnostic {
 pub struct JobCounts {
     pub started: usize,
     pub continued: usize,
+    pub held: usize,
     pub succeeded: usize,
     pub failed: usize,
     pub skipped: usize,
@@ -109,6 +110,7 @@ impl JobCounts {
             let count = match outcome {
                 JobOutcome::Started { .. } => &mut counts.started,
                 JobOutcome::Continued { .. } => &mut counts.continued,
+                JobOutcome::Held { .. } => &mut counts.held,
                 JobOutcome::Succeeded { .. } => &mut counts.succeeded,
                 JobOutcome::Failed { .. } => &mut counts.failed,
                 JobOutcome::Skipped { .. } => &mut counts.skipped,

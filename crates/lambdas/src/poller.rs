@@ -2,7 +2,7 @@
 //! them.
 
 use crate::{parse_envelope, time_left, FunctionError, JobCounts};
-use ec2_build_core::ports::{CodePipeline, StepFunctions};
+use ec2_build_core::ports::{CodePipeline, HeldJobs, StepFunctions};
 use ec2_build_core::{PollerTrigger, Sweep};
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
@@ -31,9 +31,9 @@ pub struct SweepResponse {
 }
 
 /// Handles one EventBridge event.
-pub async fn handle<P: CodePipeline, S: StepFunctions>(
+pub async fn handle<P: CodePipeline, S: StepFunctions, H: HeldJobs>(
     event: LambdaEvent<Value>,
-    sweep: &Sweep<P, S>,
+    sweep: &Sweep<P, S, H>,
 ) -> Result<SweepResponse, FunctionError> {
     let time_left = time_left(event.context.deadline);
     let envelope = parse_envelope(event.payload)?;

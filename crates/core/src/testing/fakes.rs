@@ -502,7 +502,10 @@ impl HeldJobs for FakeHeldJobs {
     async fn forget(&self, execution_arn: &str, job_id: &str) -> Result<(), ServiceError> {
         self.record_call("DeleteItem")?;
         let mut records = self.records.lock().unwrap();
-        if records.get(execution_arn).is_some_and(|r| r.job_id == job_id) {
+        if records
+            .get(execution_arn)
+            .is_some_and(|r| r.job_id == job_id)
+        {
             records.remove(execution_arn);
         }
         Ok(())

@@ -29,6 +29,7 @@ pub fn settings(overrides: &[(&str, &str)]) -> Settings {
         ("ACTION_CATEGORY", "Build"),
         ("ACTION_PROVIDER", "EC2Build"),
         ("ACTION_VERSION", "1"),
+        ("HELD_JOBS_TABLE", "held-jobs"),
         ("COMPLETION_POLL_ATTEMPTS", "3"),
         ("COMPLETION_POLL_DELAY_MS", "10"),
     ];

@@ -272,8 +272,13 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> JobWorker<P, S, H> {
     /// time when a listing of RUNNING executions just showed it; otherwise it is described. The
     /// record is forgotten once the job is answered (by this worker or another); a job whose
     /// build cannot be read stays held for the next check.
-    pub async fn answer_held(&self, held: &HeldJob, listed_start: Option<Option<u64>>) -> JobOutcome {
-        let span = tracing::info_span!("job", job_id = %held.job_id, execution_arn = %held.execution_arn);
+    pub async fn answer_held(
+        &self,
+        held: &HeldJob,
+        listed_start: Option<Option<u64>>,
+    ) -> JobOutcome {
+        let span =
+            tracing::info_span!("job", job_id = %held.job_id, execution_arn = %held.execution_arn);
         async {
             let token = ContinuationToken::parse(&held.token);
             let report = match listed_start {

@@ -109,7 +109,8 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> Sweep<P, S, H> {
                 .outcomes
                 .extend(self.worker.handle_all(jobs, &running).await);
             deadline.record_round(batch_started.elapsed());
-            let done_with_new_jobs = scope == SweepScope::NewJobs && !batch.new_jobs && found_new_job;
+            let done_with_new_jobs =
+                scope == SweepScope::NewJobs && !batch.new_jobs && found_new_job;
             found_new_job |= batch.new_jobs;
             if !full || batch.repeated_build || done_with_new_jobs {
                 break;
