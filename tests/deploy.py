@@ -155,6 +155,11 @@ class Deployment:
         found = self.stack.client("ec2").describe_instances(Filters=filters)
         return [i for r in found["Reservations"] for i in r["Instances"]]
 
+    def held_jobs(self) -> dict[str, dict[str, str]]:
+        """The held-jobs table: execution ARN -> {job_id, token, held_at}."""
+        items = self.stack.client("dynamodb").scan(TableName=self.values["HeldJobsTable"])["Items"]
+        return {i["execution_arn"]["S"]: {k: next(iter(x.values())) for k, x in i.items()} for i in items}
+
     def execution_arn(self, job_id: str) -> str:
         return self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + job_id
 
@@ -196,6 +201,19 @@ def deploy(
         logs.create_log_group(logGroupName=group)
         v[lid] = group
         v[f"{lid}.Arn"] = f"arn:aws:logs:{stack.region}:{ACCOUNT}:log-group:{group}:*"
+
+    # DynamoDB tables, with the template's key schema and TTL attribute.
+    dynamodb = stack.client("dynamodb")
+    for lid in [k for k, r in res.items() if r["Type"] == "AWS::DynamoDB::Table"]:
+        p = props(lid)
+        table = f"{name}-{lid}-{suffix}"
+        dynamodb.create_table(TableName=table, BillingMode=p["BillingMode"],
+                              AttributeDefinitions=p["AttributeDefinitions"], KeySchema=p["KeySchema"])
+        ttl = p.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification=ttl)
+        v[lid] = table
+        v[f"{lid}.Arn"] = f"arn:aws:dynamodb:{stack.region}:{ACCOUNT}:table/{table}"
 
     # The build document (the template includes the same file through AWS::Include).
     v["BuildDocument"] = create_build_document(ssm, f"{name}-BuildDocument-{suffix}")

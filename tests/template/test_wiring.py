@@ -49,7 +49,8 @@ def test_lambda_environment_matches_the_contract(template):
     ev = Evaluator(template, {})
     common = ev.resolve(template["Globals"]["Function"]["Environment"]["Variables"])
     assert common == {"STATE_MACHINE_ARN": "<BuildStateMachine>", "ACTION_CATEGORY": "Build",
-                      "ACTION_PROVIDER": "EC2Build", "ACTION_VERSION": "1", "POLL_BATCH_SIZE": "10"}
+                      "ACTION_PROVIDER": "EC2Build", "ACTION_VERSION": "1", "POLL_BATCH_SIZE": "10",
+                      "HELD_JOBS_TABLE": "<HeldJobsTable>", "HELD_JOB_REFRESH_SECONDS": "300"}
     completion = res(template, "CompletionFunction")["Environment"]["Variables"]
     assert {"COMPLETION_POLL_ATTEMPTS", "COMPLETION_POLL_DELAY_MS"} <= set(completion)
     for name in ("PollerFunction", "CompletionFunction"):
@@ -61,6 +62,26 @@ def test_lambda_environment_matches_the_contract(template):
 
 
 @pytest.mark.skipif(not ASL_FILE.exists(), reason="statemachine/build.asl.json not written yet")
+def test_both_job_handling_functions_may_use_the_held_jobs_table_and_nothing_else_may(template):
+    """The poller and the completion function hold and answer continuation jobs (the settings
+    read HELD_JOBS_TABLE, which every function gets from Globals); the table keys records by
+    execution ARN and expires them through its TTL attribute, as the DynamoDB adapter writes them."""
+    table = res(template, "HeldJobsTable")
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "execution_arn", "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    granted = {}
+    for role in ("PollerRole", "CompletionRole", "KeeperRole", "StateMachineRole", "BuilderRole"):
+        for policy in res(template, role).get("Policies", []):
+            for st in policy["PolicyDocument"]["Statement"]:
+                actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                if any(a.startswith("dynamodb:") for a in actions):
+                    assert st["Resource"] == {"Fn::GetAtt": ["HeldJobsTable", "Arn"]}, (role, st)
+                    granted[role] = sorted(actions)
+    needed = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"]
+    assert granted == {"PollerRole": needed, "CompletionRole": needed}
+
+
 def test_definition_substitutions_cover_exactly_the_asl_placeholders(template):
     placeholders = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", ASL_FILE.read_text()))
     given = set(res(template, "BuildStateMachine")["DefinitionSubstitutions"])
