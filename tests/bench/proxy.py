@@ -82,7 +82,8 @@ def operation_of(headers: Any, body: bytes) -> tuple[str, dict[str, Any]]:
     info: dict[str, Any] = {}
     if target:
         prefix, _, op = target.rpartition(".")
-        service = {"CodePipeline_20150709": "CodePipeline", "AWSStepFunctions": "StepFunctions"}.get(prefix, prefix)
+        service = {"CodePipeline_20150709": "CodePipeline", "AWSStepFunctions": "StepFunctions",
+                   "DynamoDB_20120810": "DynamoDB"}.get(prefix, prefix)
         try:
             params = json.loads(body or b"{}")
         except ValueError:

@@ -21,12 +21,13 @@ from .proxy import Call, CountingProxy
 FUNCTIONS = ("PollerFunction", "CompletionFunction")
 
 
-def _deploy(stack: LocalStack, bin_dir: str, proxies: dict[str, CountingProxy], **kwargs: Any) -> Any:
+def _deploy(stack: LocalStack, bin_dir: str, proxies: dict[str, CountingProxy], env: dict[str, str] | None = None,
+            **kwargs: Any) -> Any:
     """The product as tests/deploy.py wires it from the template, with each Lambda's
-    AWS_ENDPOINT_URL pointed at its own counting proxy."""
+    AWS_ENDPOINT_URL pointed at its own counting proxy (and `env` added to both functions)."""
     from tests.deploy import deploy
 
-    lambda_env = {lid: {"AWS_ENDPOINT_URL": proxies[lid].endpoint} for lid in FUNCTIONS}
+    lambda_env = {lid: {"AWS_ENDPOINT_URL": proxies[lid].endpoint, **(env or {})} for lid in FUNCTIONS}
     return deploy(stack, name="bench", bin_dir=bin_dir, lambda_env=lambda_env, **kwargs)
 
 
@@ -249,6 +250,7 @@ class Throughput:
     burst_unfinished: int = 0  # invocations queued or running when the limit was reached (then dropped or let end)
     burst_calls: dict[str, int] = field(default_factory=dict)  # every poller request at the proxy, by operation
     burst_rechecks: int = 0  # continuation jobs answered by the poller (re-checks of running builds)
+    burst_holds: int = 0  # continuation jobs the poller held (PutItem answered)
     burst_polls: dict[int, int] = field(default_factory=dict)  # finished invocations by PollForJobs calls (their response)
     run_seconds: float | None = None  # the whole run of this size: deploy, queueing, measure, check
     latency: dict[str, float] = field(default_factory=dict)  # median s per operation at the proxy (the stack's answer time)
@@ -410,8 +412,105 @@ def throughput(bin_dir: str, jobs: int, concurrency: int, timeout: float, burst_
                 res.errors[f"{c.operation}:{c.error}"] = res.errors.get(f"{c.operation}:{c.error}", 0) + 1
         res.burst_rechecks = len({c.info["jobId"] for c in calls if c.status == 200 and c.info.get("jobId") in continuation_ids
                                   and c.operation in ("CodePipeline.PutJobSuccessResult", "CodePipeline.PutJobFailureResult")})
+        res.burst_holds = sum(1 for c in calls if c.status == 200 and c.operation == "DynamoDB.PutItem")
         account(env, res, name, burst)
         res.run_seconds = time.monotonic() - t_run
+        return res
+    finally:
+        env.close()
+
+
+# ---------------------------------------------------------------- new jobs among running builds
+@dataclass
+class AmongRunning:
+    running: int
+    samples: int
+    concurrency: int
+    after_burst: float | None = None  # job visible -> execution started, first new job right after the burst of starts
+    after_burst_queued: int = 0  # continuation jobs still queued (not yet held) when that job became visible
+    after_burst_calls: dict[str, int] = field(default_factory=dict)  # the poller's calls for that job's STARTED event
+    steady: list[float] = field(default_factory=list)  # the same, once a scheduled sweep has held every build's job
+    steady_calls: dict[str, int] = field(default_factory=dict)  # the poller's calls for those samples, summed
+    first_sweep: dict[str, int] = field(default_factory=dict)  # calls of the scheduled sweep after the burst
+    refresh_sweep: dict[str, int] = field(default_factory=dict)  # calls of a scheduled sweep refreshing every held job
+    refresh_sweep_seconds: float | None = None
+    refreshed: int = 0  # held jobs that sweep answered with progress
+    note: str = ""
+
+
+def among_running(bin_dir: str, running: int, samples: int, concurrency: int, log=print) -> AmongRunning:
+    """`running` builds started at once (parked stand-in, STARTED events delivered as they come),
+    then new jobs one at a time: job visible (CreatePipeline of a pipeline whose creation starts a
+    run) → its execution started (StartExecution answered at the proxy). The first new job comes
+    right after the burst; the others after one scheduled sweep has held every running build's
+    continuation job. Then a scheduled sweep with every held job due (HELD_JOB_REFRESH_SECONDS = 0
+    in this deployment) measures what refreshing a running build costs."""
+    res = AmongRunning(running, samples, concurrency)
+    env = Environment(bin_dir, substitutions={"AgentPollSeconds": "3600", "AgentPollMaxSeconds": "3600"},
+                      schedule=False, concurrency=concurrency, env={"HELD_JOB_REFRESH_SECONDS": "0"})
+    try:
+        park_state_machine(env)
+        poller, proxy = env.dep.poller, env.proxies["PollerFunction"]
+
+        def counts(since: int) -> dict[str, int]:
+            out: dict[str, int] = {}
+            for c in proxy.snapshot()[since:]:
+                out[c.operation] = out.get(c.operation, 0) + 1
+            return out
+
+        def idle() -> None:
+            wait_until(lambda: all(i.done.is_set() for i in poller.invocations), 120, interval=0.1, what="poller idle")
+
+        def started(job_id: str) -> float | None:
+            for c in proxy.snapshot():
+                if c.operation == "StepFunctions.StartExecution" and c.info.get("name") == job_id and c.status == 200:
+                    return c.answered
+            return None
+
+        def new_job() -> tuple[float, dict[str, int]]:
+            name = f"bench-new-{uuid.uuid4().hex[:6]}"
+            mark = len(proxy.snapshot())
+            env.create_pipeline(name, COMMAND.format(sleep=1))
+            visible = time.time()
+            (job,) = [j for j in env.stack.jobs(name) if not j["continuationToken"]]
+            at = wait_until(lambda: started(job["id"]), 60, interval=0.05, what=f"{name} started")
+            idle()
+            return at - visible, counts(mark)
+
+        name = f"bench-running-{uuid.uuid4().hex[:6]}"
+        env.create_pipeline(name, COMMAND.format(sleep=1))
+        for _ in range(running - 1):
+            env.cp.start_pipeline_execution(name=name)
+        wait_until(lambda: sum(1 for c in proxy.snapshot() if c.operation == "StepFunctions.StartExecution"
+                               and c.status == 200) >= running, 300, interval=0.25, what=f"{running} builds started")
+        idle()
+        res.after_burst_queued = sum(1 for j in env.stack.jobs(name) if j["continuationToken"] and j["status"] == "Queued")
+        res.after_burst, res.after_burst_calls = new_job()
+        log(f"  {running} running: first new job after the burst started in {res.after_burst:.3f} s "
+            f"({res.after_burst_queued} continuation jobs queued ahead)")
+        mark = len(proxy.snapshot())
+        env.dep.fire_sweep()
+        time.sleep(0.2)
+        idle()
+        res.first_sweep = counts(mark)
+        for _ in range(samples):
+            took, calls = new_job()
+            res.steady.append(took)
+            for k, v in calls.items():
+                res.steady_calls[k] = res.steady_calls.get(k, 0) + v
+        log(f"  steady: median {statistics.median(res.steady):.3f} s, max {max(res.steady):.3f} s")
+        held = len(env.dep.held_jobs())
+        mark = len(proxy.snapshot())
+        t = time.monotonic()
+        env.dep.fire_sweep()
+        time.sleep(0.2)
+        idle()
+        res.refresh_sweep_seconds = time.monotonic() - t
+        res.refresh_sweep = counts(mark)
+        res.refreshed = sum(1 for c in proxy.snapshot()[mark:] if c.operation == "CodePipeline.PutJobSuccessResult"
+                            and c.status == 200 and c.info.get("continuation"))
+        if res.refreshed != held:
+            res.note = f"the refresh sweep answered {res.refreshed} of {held} held jobs"
         return res
     finally:
         env.close()
@@ -492,12 +591,15 @@ def account(env: Environment, res: Throughput, pipeline: str, invocations: list[
                 break
     res.jobs_polled_by_killed = len(polled_by_killed)
     res.lost_to_timeouts = sum(1 for j in lost if j["id"] in polled_by_killed)
-    # CodePipeline's side.
+    # CodePipeline's side: each execution's current continuation job is queued, or held (in progress,
+    # named by its record in the held-jobs table).
     arns = {env.dep.execution_arn(n) for n in named}
     continuations = [j for j in jobs if j["continuationToken"]]
+    held = {r["job_id"] for r in env.dep.held_jobs().values()}
     # A token is the execution ARN, with "|<last state>" after the first re-check.
-    queued_tokens = [j["continuationToken"].split("|", 1)[0] for j in continuations if j["status"] == "Queued"]
-    res.continuations_unanswered = sum(1 for j in continuations if j["status"] in ("Dispatched", "InProgress"))
+    waiting = [j for j in continuations if j["status"] == "Queued" or (j["status"] == "InProgress" and j["id"] in held)]
+    queued_tokens = [j["continuationToken"].split("|", 1)[0] for j in waiting]
+    res.continuations_unanswered = sum(1 for j in continuations if j["status"] in ("Dispatched", "InProgress") and j["id"] not in held)
     res.executions_without_continuation = len(arns - set(queued_tokens))
     checks = []
     if res.lost_by_stage:
@@ -508,9 +610,9 @@ def account(env: Environment, res: Throughput, pipeline: str, invocations: list[
     if res.started_unanswered:
         checks.append(f"{res.started_unanswered} original jobs with an execution but never answered")
     if res.executions_without_continuation or res.continuations_unanswered or len(queued_tokens) != len(set(queued_tokens)):
-        checks.append(f"CodePipeline check: {len(queued_tokens)} queued continuation jobs ({len(set(queued_tokens))} distinct) for "
-                      f"{len(arns)} executions, {res.executions_without_continuation} executions without one, "
-                      f"{res.continuations_unanswered} continuation jobs polled and left unanswered")
+        checks.append(f"CodePipeline check: {len(queued_tokens)} queued or held continuation jobs ({len(set(queued_tokens))} distinct) "
+                      f"for {len(arns)} executions, {res.executions_without_continuation} executions without one, "
+                      f"{res.continuations_unanswered} continuation jobs polled and left unanswered without a hold")
     # The same from CodePipeline's API: PollForJobs must return exactly the jobs still Queued.
     listed_queued = sorted(j["id"] for j in jobs if j["status"] == "Queued")
     polled: list[str] = []

@@ -258,7 +258,9 @@ async fn a_held_job_due_for_refresh_is_answered_with_progress_and_its_successor_
         *h.steps().calls.lock().unwrap(),
         vec!["ListExecutions", "GetExecutionHistory"]
     );
-    // The same sweep polls the continuation job the answer queued and holds it again.
+    // The same sweep polls the continuation job the answer queued and holds it again; the hold
+    // replaces the record, which is not deleted in between.
+    assert!(!h.held().calls.lock().unwrap().contains(&"DeleteItem"));
     let successor = h.held().records().remove(&arn).expect("held again");
     assert_ne!(successor.job_id, "c-1");
     assert_eq!(successor.token, token);

@@ -270,8 +270,8 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> JobWorker<P, S, H> {
     /// Answers a held job: with the final result when its execution ended, else with fresh
     /// progress (queueing the next continuation job). `listed_start` is the execution's start
     /// time when a listing of RUNNING executions just showed it; otherwise it is described. The
-    /// record is forgotten once the job is answered (by this worker or another); a job whose
-    /// build cannot be read stays held for the next check.
+    /// record is forgotten once the job has its final answer (from this worker or another); a
+    /// job whose build cannot be read stays held for the next check.
     pub async fn answer_held(
         &self,
         held: &HeldJob,
@@ -299,8 +299,18 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> JobWorker<P, S, H> {
                 },
             };
             let outcome = self.answer(&held.job_id, report).await;
-            let answered = !matches!(outcome, JobOutcome::Unanswered { .. });
-            if answered {
+            // A job continued with progress keeps its record until its successor's hold
+            // replaces it (one write instead of two); a record that names an answered job is
+            // harmless: whoever reads it is told the job was answered, and forgets it.
+            let settled = outcome.is_final_answer()
+                || matches!(
+                    outcome,
+                    JobOutcome::Skipped {
+                        reason: SkipReason::AlreadyAnswered,
+                        ..
+                    }
+                );
+            if settled {
                 if let Err(e) = self.held.forget(&held.execution_arn, &held.job_id).await {
                     warn!(error = %e, "could not forget the answered held job; the next check skips it");
                 }
