@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from . import coldstart, faults, scenarios
+from . import coldstart, faults, quota, scenarios
 from .scenarios import Build, Environment, median
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real-jobs", help="throughput sizes also run with the real state machine instead of the parked stand-in, "
                     "for comparison (default 100; quick none; '' for none)")
     ap.add_argument("--concurrency", type=int, default=4, help="poller sandboxes in the throughput runs (default 4)")
+    ap.add_argument("--running", type=int, help="builds running when new jobs arrive (default 100; quick 30)")
     ap.add_argument("--output", help="Markdown file to write (default BENCHMARKS.md for the full run; a partial run writes none without it)")
     ap.add_argument("--skip", default="", help=f"comma-separated sections to skip: {','.join(SECTIONS)}")
     ap.add_argument("--only", help="comma-separated sections to run, every other one skipped (e.g. --only faults)")
@@ -175,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     durations_inv: dict[str, list[tuple[str, float]]] = {}
     cold: dict[str, list[coldstart.ColdStart]] = {}
     tps: list[scenarios.Throughput] = []
+    among: scenarios.AmongRunning | None = None
     # The agent checks of the deployed template start after 10 s (a real instance needs longer to
     # boot); here the agent is online at once, so the first wait is shortened to 1 s. This only
     # shortens the (separately reported) acquisition; the transition count is the same.
@@ -225,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{sum(t.burst_calls.values()) / n:.2f} API calls per job), lost {t.lost} "
                     f"({t.lost_to_timeouts} held by killed invocations), duplicated {t.duplicated}, "
                     f"poller timeouts {t.poller_timeouts}" + (f"; {t.note}" if t.note else ""))
+            running = args.running or (30 if args.quick else 100)
+            log(f"new jobs among {running} running builds")
+            among = scenarios.among_running(bin_dir, running, 3 if args.quick else 10, args.concurrency, log=log)
             log(f"throughput section: {time.monotonic() - t_section:.0f} s")
         for b in pending:
             left = b.visible + b.sleep + 120 - time.time()
@@ -252,10 +257,11 @@ def main(argv: list[str] | None = None) -> int:
         with open(os.path.join(os.environ.get("TMPDIR", "/tmp"), raw), "wb") as f:
             pickle.dump({"info": info, "builds": builds, "long_builds": long_builds, "inv": durations_inv, "cold": cold,
                          "tps": tps, "context": context, "args": args, "reps": reps, "elapsed": time.monotonic() - t_start,
-                         "faults": fault_res}, f)
+                         "faults": fault_res, "among": among}, f)
     except Exception as e:  # noqa: BLE001
         log(f"(raw results not saved: {e})")
-    text = render(info, builds, long_builds, durations_inv, cold, tps, context, args, reps, time.monotonic() - t_start, fault_res)
+    text = render(info, builds, long_builds, durations_inv, cold, tps, context, args, reps, time.monotonic() - t_start, fault_res,
+                  among)
     print(text)
     if output:
         with open(output, "w") as f:
@@ -267,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------- report
 def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], inv: dict[str, list[tuple[str, float]]],
            cold: dict[str, list[coldstart.ColdStart]], tps: list[scenarios.Throughput], context: dict[str, float],
-           args: argparse.Namespace, reps: int, elapsed: float, fault_res: faults.Faults | None = None) -> str:
+           args: argparse.Namespace, reps: int, elapsed: float, fault_res: faults.Faults | None = None,
+           among: scenarios.AmongRunning | None = None) -> str:
     L: list[str] = []
     add = L.append
     skip = skipped_sections(args)
@@ -466,14 +473,15 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
             add("")
             add("| Jobs queued at once | State machine | Last of the N invocations finished | Poller invocations (of them "
                 "retries) | Finished invocations by their PollForJobs calls | API calls per job, whole burst (by operation) | "
-                "Re-checks of running builds per job |")
-            add("|---|---|---|---|---|---|---|")
+                "Re-checks of running builds per job | Continuation jobs held per job |")
+            add("|---|---|---|---|---|---|---|---|")
             for t in bursts:
                 finished = f"{t.burst_finished:.1f} s" if t.burst_finished is not None else \
                     f"not reached in {t.burst_limit:.0f} s ({t.burst_unfinished} unfinished)"
                 polls = ", ".join(f"{k} poll{'s' if k != 1 else ''}: {v}" for k, v in sorted(t.burst_polls.items()))
                 add(f"| {t.jobs} | {t.state_machine} | {finished} | {t.burst_invocations} ({t.burst_retries}) | {polls} | "
-                    f"{per_job(t.burst_calls, t.jobs)} | {t.burst_rechecks / t.jobs:.2f} ({t.burst_rechecks}) |")
+                    f"{per_job(t.burst_calls, t.jobs)} | {t.burst_rechecks / t.jobs:.2f} ({t.burst_rechecks}) | "
+                    f"{getattr(t, 'burst_holds', 0) / t.jobs:.2f} |")
             add("")
         for t in tps:
             add(f"Median answer time of the local stack per poller request ({label(t)}, at the proxy): " +
@@ -511,8 +519,8 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
         add("Method: a fresh stack per row; N runs of one pipeline are started while the STARTED rule holds back its events "
             "(queueing time not counted), then the N STARTED events are handed to the poller at once (asynchronous invokes, "
             f"{tps[0].concurrency} sandboxes, no schedule). What is measured is the poller, the binary named above, deployed from the "
-            "template and unchanged: PollForJobs, AcknowledgeJob, StartExecution, the answer with a continuation token, and the "
-            "re-checks of already running builds whose continuation jobs the later invocations find. The state machine it "
+            "template and unchanged: PollForJobs, AcknowledgeJob, StartExecution, the answer with a continuation token, and what "
+            "the later invocations do with the continuation jobs of already running builds they find (hold them). The state machine it "
             "starts is a *parked stand-in*: after the deployment, UpdateStateMachine replaces the build workflow's definition "
             "with tests/bench/parked.asl.json (one Wait of an hour, then Succeed), so the ARN, the execution names and the "
             "continuation tokens are the product's, but the local stack (one Python process serving every API call and "
@@ -536,11 +544,14 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
             "status; *held by killed invocations* = lost jobs that a poller invocation had polled before it was killed at the "
             "function timeout (the proxy knows the sandbox process of every PollForJobs). Duplicated = executions listed more "
             "than once for a name or named after no queued job (StartExecution on an existing name is idempotent and counted "
-            "under errors). CodePipeline's side is checked too: one queued continuation job per execution, none left polled "
-            "and unanswered, and PollForJobs returning exactly the jobs the stack lists as queued.")
+            "under errors). CodePipeline's side is checked too: one continuation job per execution, queued or held (in "
+            "progress, named by its record in the held-jobs table), none left polled and unanswered without a hold, and "
+            "PollForJobs returning exactly the jobs the stack lists as queued. *Held* = continuation jobs the poller "
+            "acknowledged and recorded (PutItem) instead of answering, divided by N.")
     else:
         add("(skipped)")
     add("")
+    quota.among_running_section(add, among)
 
     end("throughput" in skip)
     # 5. cost
@@ -611,10 +622,24 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
     begin()
     faults_section(add, fault_res)
     end("faults" in skip)
+    # 7. quota model
+    begin()
+    refresh = held_job_refresh_seconds()
+    burst = next((t for t in tps if t.jobs == quota.BURST and t.state_machine == "parked stand-in"), None)
+    rows = quota.model(burst, among, builds, refresh) if burst and among else []
+    quota.quota_section(add, rows, refresh)
+    end("throughput" in skip)
     # summary
     add("## Targets")
     add("")
-    return "\n".join(L) + "\n" + summary(builds, long_builds, cold, tps, fault_res, skip) + "\n"
+    return "\n".join(L) + "\n" + summary(builds, long_builds, cold, tps, fault_res, skip, among, rows) + "\n"
+
+
+def held_job_refresh_seconds() -> int:
+    """HELD_JOB_REFRESH_SECONDS as the template deploys it."""
+    from tests.deploy import load_template
+
+    return int(load_template()["Globals"]["Function"]["Environment"]["Variables"]["HELD_JOB_REFRESH_SECONDS"])
 
 
 def skipped_sections(args: argparse.Namespace) -> set[str]:
@@ -691,7 +716,8 @@ def faults_section(add: Any, res: faults.Faults | None) -> None:
 
 
 def summary(builds: list[Build], long_builds: list[Build], cold: dict[str, list[coldstart.ColdStart]], tps: list[Any],
-            fault_res: faults.Faults | None = None, skip: set[str] | frozenset[str] = frozenset()) -> str:
+            fault_res: faults.Faults | None = None, skip: set[str] | frozenset[str] = frozenset(),
+            among: scenarios.AmongRunning | None = None, quota_rows: list[dict[str, Any]] | None = None) -> str:
     L = ["| Target | Result |", "|---|---|"]
     ok = [b for b in builds if b.status == "Succeeded"]
     if "overhead" not in skip:
@@ -722,6 +748,22 @@ def summary(builds: list[Build], long_builds: list[Build], cold: dict[str, list[
             unfinished = "; whole burst not finished in the limit" if getattr(t, "burst_invocations", 0) and t.burst_finished is None else ""
             L.append(f"| {what}: all started, none lost or duplicated | {met(t.lost == 0 and t.duplicated == 0)} "
                      f"({t.lost} lost, {t.duplicated} duplicated, {fmt(t.all_started, digits=1)}{unfinished}) |")
+    for t in tps:
+        if getattr(t, "burst_invocations", 0) and t.state_machine == "parked stand-in":
+            per_job = sum(t.burst_calls.values()) / t.jobs
+            finished = "" if t.burst_finished is not None else "; whole burst not finished in the limit"
+            L.append(f"| {t.jobs} jobs at once: API calls per job, whole burst, ≤ 8 | {met(per_job <= 8 and t.burst_finished is not None)} "
+                     f"({per_job:.2f}{finished}) |")
+    if among and among.steady:
+        worst = max(among.steady)
+        L.append(f"| with {among.running} builds running: job visible → execution started, median and max < 2 s | "
+                 f"{met(worst < TARGET_STAGE_S and median(among.steady) < TARGET_STAGE_S)} "
+                 f"(median {median(among.steady):.3f} s, max {worst:.3f} s; right after the burst {among.after_burst:.3f} s) |")
+    known = [r for r in (quota_rows or []) if r["use"] is not None]
+    if known:
+        worst = max(known, key=lambda r: r["use"])
+        L.append(f"| quota model: every known quota under 50 % use | {met(worst['use'] < 0.5)} (highest: {worst['op']} "
+                 f"{100 * worst['use']:.1f} %) |")
     for r in fault_res.runs if fault_res else []:
         if r.note:
             L.append(f"| fault, {r.case}: 0 leaked, 0 duplicated | {r.note} |")
