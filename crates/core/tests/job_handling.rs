@@ -693,6 +693,20 @@ async fn full_batches_are_followed_by_more_polls() {
     assert_eq!(h.steps().count(), 7);
 }
 
+/// Build job-1 succeeds; the completion function handles its end.
+async fn succeed_and_finish(h: &Harness) -> CompletionSummary {
+    h.steps().set(
+        "job-1",
+        ExecutionStatus::Succeeded,
+        Some(r#"{"Status":"SUCCEEDED"}"#),
+        None,
+        None,
+    );
+    h.finish(&ended(h, ExecutionStatus::Succeeded))
+        .await
+        .unwrap()
+}
+
 fn ended(h: &Harness, status: ExecutionStatus) -> ExecutionEnded {
     ExecutionEnded {
         execution_arn: h.steps().arn("job-1"),
@@ -705,17 +719,7 @@ fn ended(h: &Harness, status: ExecutionStatus) -> ExecutionEnded {
 async fn completion_reports_through_the_continuation_job() {
     let h = handler(FakePipeline::with_jobs(vec![new_job("job-1", &[])]));
     h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
-    h.steps().set(
-        "job-1",
-        ExecutionStatus::Succeeded,
-        Some(r#"{"Status":"SUCCEEDED"}"#),
-        None,
-        None,
-    );
-    let summary = h
-        .finish(&ended(&h, ExecutionStatus::Succeeded))
-        .await
-        .unwrap();
+    let summary = succeed_and_finish(&h).await;
     assert_eq!(summary.reported, Reported::ContinuationJob);
     assert!(summary
         .outcomes
@@ -932,17 +936,7 @@ async fn completion_whose_continuation_job_could_not_be_answered_does_not_claim_
         .lock()
         .unwrap()
         .insert(continuation.clone());
-    h.steps().set(
-        "job-1",
-        ExecutionStatus::Succeeded,
-        Some(r#"{"Status":"SUCCEEDED"}"#),
-        None,
-        None,
-    );
-    let summary = h
-        .finish(&ended(&h, ExecutionStatus::Succeeded))
-        .await
-        .unwrap();
+    let summary = succeed_and_finish(&h).await;
     assert!(summary.outcomes.contains(&JobOutcome::Unanswered {
         job_id: continuation,
         error: ServiceError::Call {
@@ -959,17 +953,7 @@ async fn completion_answers_the_held_job_without_polling() {
     let h = handler(FakePipeline::default());
     let arn = h.steps().arn("job-1");
     h.hold("job-1", "c-1", &format!("{arn}|RunBuild"), epoch_now());
-    h.steps().set(
-        "job-1",
-        ExecutionStatus::Succeeded,
-        Some(r#"{"Status":"SUCCEEDED"}"#),
-        None,
-        None,
-    );
-    let summary = h
-        .finish(&ended(&h, ExecutionStatus::Succeeded))
-        .await
-        .unwrap();
+    let summary = succeed_and_finish(&h).await;
     assert_eq!(summary.reported, Reported::HeldJob);
     assert!(matches!(
         h.pipeline().answer_for("c-1"),
@@ -996,17 +980,7 @@ async fn completion_with_an_out_of_date_held_record_polls_for_the_current_job() 
         held_at: 0,
     });
     h.pipeline().queue(continuation_job("c-2", &arn));
-    h.steps().set(
-        "job-1",
-        ExecutionStatus::Succeeded,
-        Some(r#"{"Status":"SUCCEEDED"}"#),
-        None,
-        None,
-    );
-    let summary = h
-        .finish(&ended(&h, ExecutionStatus::Succeeded))
-        .await
-        .unwrap();
+    let summary = succeed_and_finish(&h).await;
     assert_eq!(summary.reported, Reported::ContinuationJob);
     assert!(matches!(
         h.pipeline().answer_for("c-2"),
