@@ -71,6 +71,7 @@ class Answer:
     poll: Callable[[], tuple[str, str] | None]
     expect: tuple[str, ...] = ()
     cleanup: Callable[[], None] | None = None  # once answered and terminated (or given up)
+    terminator: str = "outside the product (the fault)"  # who ends the instance when no Lambda does
 
 
 class Bench:
@@ -157,6 +158,31 @@ def terminated_from_outside(b: Bench, run: Run) -> Answer:
     return b.job_answered(run, ("Failed", "(InstanceLost)", run.instance_id))
 
 
+def spot_interrupted(b: Bench, run: Run) -> Answer:
+    """EC2 posts a spot interruption notice (two minutes) for the build's spot instance; the
+    document reports SpotInterrupted and the state machine builds again on demand."""
+    b.env.stack.spot_interrupt(run.instance_id, notice_seconds=120)
+    answer = b.job_answered(run, ("Succeeded", f"restarted on a new instance after a spot interruption of {run.instance_id}"))
+    answer.terminator = "the state machine (ReleaseInterrupted)"
+    return answer
+
+
+def heartbeat_timed_out(b: Bench, run: Run) -> Answer:
+    """An operator stops the execution and its ABORTED event is lost: the document's next
+    heartbeat is refused (the task is closed) and the instance shuts itself down."""
+    b.env.stack.router.lose_next({"detail-type": [STATUS_CHANGE], "detail": {"executionArn": [run.execution_arn], "status": ["ABORTED"]}})
+    b.sfn.stop_execution(executionArn=run.execution_arn, error="Stopped", cause="stopped by an operator")
+    answer = b.job_answered(run, ("Failed", "stopped (aborted) (Stopped): stopped by an operator"))
+    answer.terminator = "the instance itself (heartbeat refused: shutdown now)"
+
+    def check() -> None:
+        requests = b.env.stack.shutdowns(run.instance_id)
+        if not requests or requests[-1]["When"] != "now":
+            run.problems.append(f"the instance did not shut itself down: {requests}")
+    answer.cleanup = check
+    return answer
+
+
 def completion_failing(b: Bench, run: Run) -> Answer:
     """The completion function fails every invocation (Lambda's two retries too) and an operator
     stops the execution: only the keeper and the poller's sweep are left."""
@@ -180,6 +206,8 @@ class Case:
     name: str
     provoke: Callable[[Bench, Run], Answer] | None  # None: not built yet
     exclusive: bool = False  # breaks something every build shares: provoked alone
+    command: str = COMMAND
+    configuration: tuple[tuple[str, str], ...] = ()  # action configuration besides the image, type and command
 
 
 CASES = [
@@ -187,8 +215,10 @@ CASES = [
     Case("Completion event lost after an abort", completion_event_lost),
     Case("Instance terminated from outside mid-build", terminated_from_outside),
     Case("Completion function failing every invocation, execution aborted", completion_failing, exclusive=True),
-    Case("Spot interruption mid-build", None),
-    Case("Heartbeat answered TaskTimedOut", None),
+    # Restarted on demand, the build runs to its end: a command that ends.
+    Case("Spot interruption mid-build", spot_interrupted, command="echo fault bench build started\nsleep 20",
+         configuration=(("Capacity", "spot-then-on-demand"),)),
+    Case("Heartbeat answered TaskTimedOut", heartbeat_timed_out),
 ]
 
 
@@ -257,7 +287,7 @@ def _run_case(b: Bench, case: Case, run: Run, wait_for: list[threading.Event], d
     deadline_after = 2 * max(b.keeper_period, b.sweep_period) + 60
     answer: Answer | None = None
     try:
-        _start_build(b, run)
+        _start_build(b, run, case)
         for ev in wait_for:
             ev.wait()
         run.fault = time.monotonic()
@@ -286,10 +316,10 @@ def _s(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.1f} s"
 
 
-def _start_build(b: Bench, run: Run) -> None:
+def _start_build(b: Bench, run: Run, case: Case) -> None:
     """A pipeline whose build command runs on its instance (the e2e tests' `building`)."""
     run.pipeline = f"bench-fault-{uuid.uuid4().hex[:6]}"
-    b.env.create_pipeline(run.pipeline, COMMAND)
+    b.env.create_pipeline(run.pipeline, case.command, **dict(case.configuration))
     tags = {"ec2-build:pipeline": run.pipeline}
     (instance,) = wait_until(lambda: b.dep.instances(**tags), 120, interval=0.5, what=f"{run.pipeline}: instance launched")
     run.instance_id = instance["InstanceId"]
@@ -328,10 +358,10 @@ def _observe(b: Bench, run: Run, answer: Answer, deadline: float) -> None:
         missing = [s for s in answer.expect if s not in said]
         if missing:
             run.problems.append(f"the answer lacks {missing}")
-    _who(b, run)
+    _who(b, run, answer)
 
 
-def _who(b: Bench, run: Run) -> None:
+def _who(b: Bench, run: Run, answer: Answer) -> None:
     """Which keeper run acted on the build, and which function terminated the instance and answered
     (once the keeper and completion invocations begun by now have ended: an instance is seen
     terminated before the invocation that terminated it has returned)."""
@@ -356,7 +386,7 @@ def _who(b: Bench, run: Run) -> None:
     released = [i for i in list(b.dep.completion.invocations) if i.started_at is not None and i.started_at >= run.fault
                 and run.instance_id in ((i.result or {}).get("released") or [])]
     if not run.terminated_by:
-        run.terminated_by = "completion function" if released else "outside the product (the fault)"
+        run.terminated_by = "completion function" if released else answer.terminator
     if not run.answered_by and run.answered is not None:
         jobs = {j["id"] for j in b.env.stack.jobs(run.pipeline)}
         by = [(c.answered, lid) for lid, calls in b.env.calls().items() for c in calls

@@ -63,8 +63,8 @@ class Environment:
     def calls(self) -> dict[str, list[Call]]:
         return {lid: p.snapshot() for lid, p in self.proxies.items()}
 
-    def create_pipeline(self, name: str, command: str) -> None:
-        config = {"ImageId": self.dep.linux_ami, "InstanceType": "t3.large", "Command": command}
+    def create_pipeline(self, name: str, command: str, **configuration: str) -> None:
+        config = {"ImageId": self.dep.linux_ami, "InstanceType": "t3.large", "Command": command, **configuration}
         stage = custom_stage("Build", "Linux", self.dep.action_type["provider"], ["SourceOutput"], [], config,
                              category=self.dep.action_type["category"])
         s3_source_pipeline(self.stack, name, self.source_bucket, "source.zip", [stage], artifact_bucket=self.dep.artifact_bucket)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 from tests.localstack.helpers import wait_until
 
@@ -27,8 +28,13 @@ def assert_cleaned_up(e2e, pipeline):
     assert len(e2e.instances(pipeline)) == 1
 
 
-def test_pipeline_stopped_and_abandoned_mid_build_stops_the_build(e2e):
-    p = e2e.pipeline(LONG_BUILD)
+def test_pipeline_stopped_and_abandoned_mid_build_stops_the_build_and_a_retry_runs_one_new_build(e2e):
+    # The build is long until the test puts a marker object in place: the stage's retry then
+    # builds quickly with the same configuration.
+    marker_bucket = f"e2e-marker-{uuid.uuid4().hex[:8]}"
+    e2e.s3.create_bucket(Bucket=marker_bucket)
+    p = e2e.pipeline({"Command": f"if aws s3api head-object --bucket {marker_bucket} --key go > /dev/null 2>&1; "
+                                 f"then echo quick build; else {LONG_BUILD['Command']}; fi".replace("\n", "; ")})
     d, instance_id = e2e.building(p)
     pipeline_execution = json.loads(d["input"])["Pipeline"]["ExecutionId"]
     e2e.cp.stop_pipeline_execution(pipelineName=p, pipelineExecutionId=pipeline_execution, abandon=True,
@@ -46,6 +52,26 @@ def test_pipeline_stopped_and_abandoned_mid_build_stops_the_build(e2e):
                30, what="the completion function released the instance")
     assert_cleaned_up(e2e, p)
     assert e2e.action(p)["status"] == "Abandoned"
+
+    # A retry of the stage (same pipeline execution) runs exactly one new build, which the
+    # keeper leaves alone although the abandoned action execution has the same stage and action.
+    e2e.s3.put_object(Bucket=marker_bucket, Key="go", Body=b"")
+    e2e.cp.retry_stage_execution(pipelineName=p, pipelineExecutionId=pipeline_execution, stageName="Build",
+                                 retryMode="FAILED_ACTIONS")
+    (new,) = wait_until(lambda: [x for x in e2e.executions(p) if x["executionArn"] != d["executionArn"]], 30,
+                        interval=0.2, what="the retried build started")
+    assert json.loads(new["input"])["Pipeline"]["ExecutionId"] == pipeline_execution
+    run = e2e.dep.keep()
+    assert new["executionArn"] not in run["stopped_not_in_progress"] + run["stopped_instance_lost"], run
+    action = e2e.wait_final(p)
+    assert action["status"] == "Succeeded", action
+    e2e.dep.keep()
+    e2e.assert_nothing_running(p)
+    e2e.assert_no_secret_leaked(p)
+    assert len(e2e.executions(p)) == 2, "the retry started more than one build"
+    instances = {i["InstanceId"]: i for i in e2e.instances(p)}
+    assert len(instances) == 2 and instances[instance_id]["State"]["Name"] == "terminated", instances
+    assert e2e.sfn.describe_execution(executionArn=d["executionArn"])["status"] == "ABORTED"
 
 
 def test_completion_event_lost_after_an_abort_leaves_nothing_running(e2e):

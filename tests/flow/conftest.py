@@ -109,6 +109,7 @@ class Flow:
             "SubnetIds": ",".join(self.subnets),
             "BuildLogGroupName": "/ec2-build/flowtest/builds",
             "Region": stack.region,
+            "SpotRestarts": "2",
             **settings,
         }
         self.state_machine = self.create_state_machine(self.substitutions)

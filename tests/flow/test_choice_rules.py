@@ -251,13 +251,20 @@ def successors(name: str) -> list[str]:
 
 
 def test_no_path_from_a_launched_instance_ends_without_the_release():
-    # From the launch's success on, every way to an end (Succeeded or Failed) passes through Release.
+    # From the launch's success on, every way to an end (Succeeded or Failed) passes through a
+    # release of the launched instance: Release, or ReleaseInterrupted before a restart after a
+    # spot interruption (which goes back to Launch, for a new instance).
+    releases = {"Release", "ReleaseInterrupted"}
+    for name in releases:
+        assert STATES[name]["Resource"] == "arn:aws:states:::aws-sdk:ec2:terminateInstances"
+        assert STATES[name]["Parameters"] == {"InstanceIds.$": "States.Array($.Launched.InstanceId)"}
     seen, todo = set(), [STATES["Launch"]["Next"]]
     while todo:
         name = todo.pop()
-        if name in seen or name == "Release":
+        if name in seen or name in releases:
             continue
         seen.add(name)
         todo += successors(name)
     assert "Succeeded" not in seen and "Failed" not in seen, sorted(seen)
-    assert {"WaitForAgent", "RunBuild", "AgentTimeout", "BuildTimeout", "BuildFailed"} <= seen
+    assert {"WaitForAgent", "RunBuild", "AgentTimeout", "BuildTimeout", "BuildFailed", "SpotInterrupted?",
+            "PrepareRestart", "SpotRestartsUsed"} <= seen

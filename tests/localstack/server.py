@@ -46,6 +46,18 @@ def _throttled(environ: dict, start_response: Callable) -> Iterable[bytes] | Non
     return [data]
 
 
+def _metadata(environ: dict, method: str, rest: str, start_response: Callable) -> Iterable[bytes]:
+    """/_ec2build/imds/<instance id>/<IMDS path>: that emulated instance's metadata service."""
+    from .ext import ec2_spot
+
+    instance_id, _, imds_path = rest.partition("/")
+    headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+    status, text = ec2_spot.metadata(method, instance_id, imds_path, headers)
+    data = text.encode()
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
 class TestApi:
     """WSGI middleware: /_ec2build/* here, everything else to moto."""
 
@@ -65,6 +77,8 @@ class TestApi:
         from .ext.events import BUS
 
         method = environ["REQUEST_METHOD"]
+        if path.startswith("/_ec2build/imds/"):
+            return _metadata(environ, method, path[len("/_ec2build/imds/"):], start_response)
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
         body: Any = None
         if method in ("POST", "PUT"):
@@ -99,6 +113,14 @@ class TestApi:
             if method == "POST":
                 return _json(start_response, "200 OK", os_shutdown.request(body))
             return _json(start_response, "200 OK", {"requests": os_shutdown.requests(query.get("instance"))})
+        if path == "/_ec2build/spot-interrupt" and method == "POST":
+            from .ext import ec2_spot
+
+            try:
+                notice = ec2_spot.interrupt(str(body.get("InstanceId") or ""), float(body.get("NoticeSeconds", 120)))
+            except ValueError as e:
+                return _json(start_response, "400 Bad Request", {"message": str(e)})
+            return _json(start_response, "200 OK", notice)
         if path == "/_ec2build/jobs" and method == "GET":
             from .ext import codepipeline
 

@@ -185,6 +185,12 @@ class LocalStack:
         path = "shutdown" + (f"?instance={instance_id}" if instance_id else "")
         return self._api("GET", path)["requests"]
 
+    def spot_interrupt(self, instance_id: str, notice_seconds: float = 120) -> dict[str, Any]:
+        """Posts a spot interruption notice for a running spot instance (its metadata's
+        spot/instance-action: action terminate, time now + notice_seconds) and terminates it
+        after notice_seconds (AWS gives 120) with state reason Server.SpotInstanceTermination."""
+        return self._api("POST", "spot-interrupt", {"InstanceId": instance_id, "NoticeSeconds": notice_seconds})
+
     def jobs(self, pipeline: str | None = None) -> list[dict[str, Any]]:
         """CodePipeline jobs with their status (Queued, Dispatched, InProgress, Succeeded, Failed),
         oldest first, optionally of one pipeline: what no CodePipeline call shows."""

@@ -13,6 +13,9 @@ pub enum Stage {
     Agent,
     /// The SSM command runs: download, build, upload.
     Build,
+    /// A spot interruption stopped the build: releasing that instance before building again on
+    /// a new one.
+    Restart,
     /// Terminating the instance and collecting the command's log location.
     Release,
 }
@@ -23,6 +26,7 @@ impl fmt::Display for Stage {
             Self::Acquire => "acquire",
             Self::Agent => "agent",
             Self::Build => "build",
+            Self::Restart => "restart after a spot interruption",
             Self::Release => "release",
         })
     }
@@ -73,6 +77,11 @@ pub const STATE_PROGRESS: &[StateProgress] = &[
     at("UploadFailed", Stage::Release, 90),
     at("BuildTimeout", Stage::Release, 90),
     at("BuildFailed", Stage::Release, 90),
+    at("SpotInterrupted?", Stage::Restart, 15),
+    at("PrepareRestart", Stage::Restart, 15),
+    at("ReleaseInterrupted", Stage::Restart, 15),
+    at("InterruptedReleaseFailed", Stage::Release, 95),
+    at("SpotRestartsUsed", Stage::Release, 90),
     at("Release", Stage::Release, 90),
     at("EarlierFailure?", Stage::Release, 95),
     at("ReleaseFailedAfterSuccess", Stage::Release, 95),
@@ -151,5 +160,18 @@ mod tests {
         assert_eq!(find.stage, Stage::Release);
         assert!(find.percent > of_state("RunBuild").unwrap().percent);
         assert_eq!(of_state("NoSuchState"), None);
+    }
+
+    #[test]
+    fn restart_states_are_not_taken_for_the_build_or_release() {
+        // The keeper stops a build whose instances are all down only in the agent and build
+        // stages: between an interrupted instance's release and the next launch they are.
+        for state in ["SpotInterrupted?", "PrepareRestart", "ReleaseInterrupted"] {
+            assert_eq!(of_state(state).unwrap().stage, Stage::Restart, "{state}");
+        }
+        assert_eq!(
+            Stage::Restart.to_string(),
+            "restart after a spot interruption"
+        );
     }
 }

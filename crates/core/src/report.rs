@@ -167,6 +167,42 @@ struct ExecutionOutput {
     #[serde(flatten)]
     details: FailureCause,
     build: Option<BuildResult>,
+    restart: Option<Restart>,
+}
+
+/// Restarts after spot interruptions: how many, the interrupted instances (space-separated) and
+/// the last notice as the document reported it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct Restart {
+    count: u32,
+    instances: String,
+    reason: String,
+}
+
+impl Restart {
+    /// "restarted on a new instance after a spot interruption of i-1 (notice)", or nothing for a
+    /// build that ran once.
+    fn sentence(&self) -> Option<String> {
+        if self.count == 0 {
+            return None;
+        }
+        let instances: Vec<&str> = self.instances.split_whitespace().collect();
+        let (times, interruptions) = match self.count {
+            1 => (String::new(), "a spot interruption"),
+            n => (format!(" {n} times"), "spot interruptions"),
+        };
+        let reason = self.reason.trim();
+        let reason = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({reason})")
+        };
+        Some(format!(
+            "restarted{times} on a new instance after {interruptions} of {}{reason}",
+            instances.join(", ")
+        ))
+    }
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -215,6 +251,9 @@ fn success_report(
     }
     if let Some(seconds) = execution.duration_seconds {
         parts[0].push_str(&format!(" in {}m{:02}s", seconds / 60, seconds % 60));
+    }
+    if let Some(restarted) = out.restart.as_ref().and_then(Restart::sentence) {
+        parts.push(restarted);
     }
     let mut variables = BTreeMap::from([("ExecutionArn".to_string(), execution.arn.clone())]);
     if let Some(id) = &out.details.instance_id {
@@ -456,6 +495,47 @@ mod tests {
         );
         assert_eq!(r.output_variables["ImageDigest"], "sha256:abc");
         assert_eq!(r.output_variables["ExecutionArn"], ARN);
+    }
+
+    #[test]
+    fn a_restarted_build_says_so_and_why() {
+        let output = r#"{"Status":"SUCCEEDED","InstanceId":"i-new",
+            "Restart":{"Count":1,"Instances":" i-old","Reason":"Spot interruption notice for i-old: terminate at 2025-01-01T00:02:00Z."}}"#;
+        let report = for_execution(
+            &execution(ExecutionStatus::Succeeded, Some(output), None, None),
+            &settings(),
+        );
+        let JobReport::Succeed(r) = report else {
+            panic!("{report:?}")
+        };
+        assert!(
+            r.summary.starts_with("Build succeeded on i-new in 2m05s; restarted on a new instance after a spot interruption of i-old (Spot interruption notice for i-old: terminate at 2025-01-01T00:02:00Z.)"),
+            "{}",
+            r.summary
+        );
+
+        let twice = r#"{"Status":"SUCCEEDED","Restart":{"Count":2,"Instances":" i-1 i-2","Reason":""}}"#;
+        let JobReport::Succeed(r) = for_execution(
+            &execution(ExecutionStatus::Succeeded, Some(twice), None, None),
+            &settings(),
+        ) else {
+            panic!()
+        };
+        assert!(
+            r.summary
+                .contains("; restarted 2 times on a new instance after spot interruptions of i-1, i-2; "),
+            "{}",
+            r.summary
+        );
+
+        let once = r#"{"Status":"SUCCEEDED","Restart":{"Count":0,"Instances":"","Reason":""}}"#;
+        let JobReport::Succeed(r) = for_execution(
+            &execution(ExecutionStatus::Succeeded, Some(once), None, None),
+            &settings(),
+        ) else {
+            panic!()
+        };
+        assert!(!r.summary.contains("restarted"), "{}", r.summary);
     }
 
     #[test]

@@ -11,9 +11,10 @@ def apply_all() -> None:
     global _APPLIED
     if _APPLIED:
         return
-    from . import codepipeline, sfn, ssm
+    from . import codepipeline, ec2_spot, sfn, ssm
 
     sfn.apply()
     codepipeline.apply()
     ssm.apply()
+    ec2_spot.apply()
     _APPLIED = True

@@ -11,6 +11,8 @@ agent/plugins/runscript/runscript.go), in its own process group, with:
   * SSM_COMMAND_ID (the real agent sets it for aws:runShellScript and aws:runPowerShellScript
     since 3.0.284.0), AWS_SSM_INSTANCE_ID / AWS_SSM_REGION_NAME (set by the real agent too), and the AWS
     CLI of the project venv pointed at the emulator (AWS_ENDPOINT_URL, dummy credentials);
+  * AWS_EC2_METADATA_SERVICE_ENDPOINT: the emulated instance's metadata service (IMDSv2,
+    ext/ec2_spot.py), where AWS has http://169.254.169.254;
   * `shutdown` first on PATH: the emulated instance's own (ext/os_shutdown.py), which stops or
     terminates the instance in moto and never this machine (EC2BUILD_LOCAL_API is the stack);
   * the step's `timeoutSeconds` (default 3600) -> TimedOut; CancelCommand -> Cancelled;
@@ -260,6 +262,9 @@ class Invocation:
             "AWS_REGION": self.command.backend_region,
             "AWS_DEFAULT_REGION": self.command.backend_region,
             "AWS_EC2_METADATA_DISABLED": "true",
+            # The instance's metadata service (ext/ec2_spot.py); on AWS the SDKs' and scripts'
+            # default, http://169.254.169.254, is the instance's own.
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}/_ec2build/imds/{self.instance_id}",
             "SSM_COMMAND_ID": self.command.command_id,
             "AWS_SSM_INSTANCE_ID": self.instance_id,
             "AWS_SSM_REGION_NAME": self.command.backend_region,

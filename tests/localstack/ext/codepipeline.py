@@ -144,6 +144,7 @@ class PipelineRun:
         self.stage_status: dict[str, str] = {}
         self.artifacts: dict[str, dict[str, Any]] = {}  # name -> {bucket, key, revision}
         self.actions: dict[tuple[str, str], ActionRun] = {}
+        self.retried: list[ActionRun] = []  # action executions a RetryStageExecution replaced
 
     @property
     def name(self) -> str:
@@ -492,13 +493,37 @@ class JobState:
         run.execution.status = "Stopping"
         self._advance(run)
 
+    def retry_stage(self, run: PipelineRun, stage_name: str, retry_mode: str) -> None:
+        """RetryStageExecution in the same pipeline execution: a stage that failed or was stopped
+        runs again, its failed (FAILED_ACTIONS: Failed or Abandoned) or all (ALL_ACTIONS) actions
+        as new action executions, with new jobs for custom actions; the run goes on from there. The
+        replaced action executions stay listed (ListActionExecutions)."""
+        if retry_mode not in ("FAILED_ACTIONS", "ALL_ACTIONS"):
+            raise _Err("ValidationException", f"retryMode must be FAILED_ACTIONS or ALL_ACTIONS, not {retry_mode!r}")
+        names = [st["name"] for st in run.definition["stages"]]
+        if stage_name not in names:
+            raise _Err("StageNotFoundException", f"Stage {stage_name} not found in pipeline {run.name}")
+        if run.execution.status not in ("Failed", "Stopped") or run.stage_status.get(stage_name) not in ("Failed", "Stopped"):
+            raise _Err("StageNotRetryableException",
+                       f"Stage {stage_name} of execution {run.execution_id} is {run.stage_status.get(stage_name)} "
+                       f"(execution {run.execution.status}): only a failed or stopped stage can be retried")
+        again = ("Failed", "Abandoned") if retry_mode == "FAILED_ACTIONS" else None
+        for key in [k for k, ar in run.actions.items() if k[0] == stage_name]:
+            if again is None or run.actions[key].status in again:
+                run.retried.append(run.actions.pop(key))
+        run.stage_index = names.index(stage_name)
+        run.stage_status[stage_name] = "InProgress"
+        run.execution.status = "InProgress"
+        run.execution.status_summary = None
+        self._advance(run)
+
     def action_executions(self, pipeline: Any, execution_id: str | None) -> list[dict[str, Any]]:
         """ListActionExecutions' details, most recent first."""
         out = []
         for run in self.runs.values():
             if run.pipeline is not pipeline or (execution_id and run.execution_id != execution_id):
                 continue
-            for ar in run.actions.values():
+            for ar in [*run.retried, *run.actions.values()]:
                 detail: dict[str, Any] = {
                     "pipelineExecutionId": run.execution_id,
                     "actionExecutionId": ar.action_execution_id,
@@ -727,6 +752,15 @@ def stop_pipeline_execution(self: CodePipelineResponse) -> str:
         return json.dumps({"pipelineExecutionId": run.execution_id})
 
 
+def retry_stage_execution(self: CodePipelineResponse) -> str:
+    params = json.loads(self.body or "{}")
+    with LOCK:
+        pipeline = _pipeline(self, params.get("pipelineName"))
+        run = _run(self, pipeline, params.get("pipelineExecutionId"))
+        _st(self).retry_stage(run, params.get("stageName") or "", params.get("retryMode") or "")
+        return json.dumps({"pipelineExecutionId": run.execution_id})
+
+
 def get_pipeline_execution(self: CodePipelineResponse) -> str:
     params = json.loads(self.body or "{}")
     with LOCK:
@@ -761,6 +795,7 @@ def list_action_executions(self: CodePipelineResponse) -> str:
 def apply() -> None:
     for fn in (
         stop_pipeline_execution,
+        retry_stage_execution,
         get_pipeline_execution,
         list_action_executions,
         create_custom_action_type,
