@@ -263,6 +263,7 @@ impl CodePipeline for CodePipelineJobs {
                         .and_then(|o| o.execution_result())
                         .and_then(|r| r.external_execution_id())
                         .map(str::to_string),
+                    started_at: d.start_time().map(|t| t.secs().max(0) as u64),
                 }
             }));
             // Without a filter only the most recent page is wanted: one call per pipeline.

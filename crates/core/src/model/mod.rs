@@ -11,7 +11,9 @@ pub mod token;
 pub mod trigger;
 
 pub use error::{ConfigError, EventError, JobDataError, ServiceError, SettingsError};
-pub use execution::{seconds_since, ExecutionDescription, ExecutionEnded, ExecutionStatus};
+pub use execution::{
+    seconds_since, ExecutionDescription, ExecutionEnded, ExecutionStatus, HistoryEvent,
+};
 pub use fleet::{ActionExecution, ActionStatus, BuildInstance, BuildTags, InstanceState};
 pub use job::{AckStatus, Artifact, ArtifactLocation, Job, JobData, PipelineContext};
 pub use outcome::{JobOutcome, SkipReason, SweepScope};
