@@ -79,6 +79,15 @@ def test_show_gives_the_timeline_durations_and_message_of_a_finished_build(e2e):
     assert human.returncode == 0, human.stderr
     for line in ("instance acquired", "agent online", "uploaded (build reported)", "Durations  queue "):
         assert line in human.stdout, human.stdout
+    # The completion function wrote the same durations as build metrics (EMF on its stdout).
+    def emf(name: str) -> list[dict]:
+        docs = [json.loads(line) for line in e2e.dep.completion.logs().splitlines() if line.startswith('{"_aws"')]
+        return [d for d in docs if name in d]
+    totals = wait_until(lambda: [v for d in emf("BuildTotalTime") for v in d["BuildTotalTime"]], 10, what="build metrics")
+    assert any(abs(v - durations["total"]) < 0.01 for v in totals), (totals, durations)
+    (doc,) = [d for d in emf("BuildUploadTime") if any(abs(v - durations["upload"]) < 0.001 for v in d["BuildUploadTime"])]
+    assert (doc["Stack"], doc["Market"], doc["Pool"]) == (e2e.dep.name, "on-demand", "cold")
+    assert any(d["Result"] == "Succeeded" for d in emf("BuildsFinished"))
 
 
 def test_show_of_a_failed_build_gives_the_failure_message(e2e):

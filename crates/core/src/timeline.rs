@@ -4,7 +4,7 @@
 //! metrics carry (result, market, pool). Pure: the caller fetches the history, and the action's
 //! start from CodePipeline for the queue time.
 
-use crate::model::HistoryEvent;
+use crate::model::{ActionExecution, HistoryEvent};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -94,11 +94,11 @@ pub struct BuildDurations {
 }
 
 impl BuildTimeline {
-    /// Reads the timeline from the execution's history (oldest first); `queued_at` is when
-    /// CodePipeline started the action, seconds since the epoch, when known.
-    pub fn from_history(history: &[HistoryEvent], queued_at: Option<u64>) -> Self {
+    /// Reads the timeline from the execution's history (oldest first); `queued_ms` is when
+    /// CodePipeline started the action, milliseconds since the epoch, when known.
+    pub fn from_history(history: &[HistoryEvent], queued_ms: Option<u64>) -> Self {
         let mut timeline = Self {
-            queued_ms: queued_at.map(|s| s * 1000),
+            queued_ms,
             ..Self::default()
         };
         let mut in_build = false;
@@ -192,6 +192,28 @@ impl BuildTimeline {
     }
 }
 
+/// The pipeline name and pipeline execution id of the execution's input (docs/contracts.md), from
+/// its `ExecutionStarted` event.
+pub fn pipeline_execution(history: &[HistoryEvent]) -> Option<(String, String)> {
+    let started = history.iter().find(|e| e.kind == "ExecutionStarted")?;
+    let input = parse(started.data.as_deref());
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    Some((
+        text(&input["Pipeline"]["Name"])?,
+        text(&input["Pipeline"]["ExecutionId"])?,
+    ))
+}
+
+/// When CodePipeline started the action this execution runs (and queued its job): among a
+/// pipeline execution's action executions, the one reporting this execution ARN (a retried
+/// stage's earlier attempt reports another).
+pub fn action_started_ms(actions: &[ActionExecution], execution_arn: &str) -> Option<u64> {
+    actions
+        .iter()
+        .find(|a| a.external_execution_id.as_deref() == Some(execution_arn))
+        .and_then(|a| a.started_at_ms)
+}
+
 fn parse(data: Option<&str>) -> Value {
     data.and_then(|d| serde_json::from_str(d).ok())
         .unwrap_or(Value::Null)
@@ -269,7 +291,7 @@ mod tests {
 
     #[test]
     fn a_successful_build_has_every_duration() {
-        let timeline = BuildTimeline::from_history(&succeeded(), Some(9));
+        let timeline = BuildTimeline::from_history(&succeeded(), Some(9_000));
         let d = timeline.durations();
         assert_eq!(d.queue, Some(1.0));
         assert_eq!(d.acquisition, Some(4.0));
@@ -340,6 +362,31 @@ mod tests {
         assert_eq!(timeline.result(), "Aborted");
         assert_eq!(timeline.uploaded_ms, None, "the command never reported");
         assert_eq!(timeline.durations().total, Some(20.0));
+    }
+
+    #[test]
+    fn the_queue_starts_at_the_action_execution_of_this_build() {
+        let history = vec![event(
+            1_000,
+            "ExecutionStarted",
+            None,
+            Some(serde_json::json!({"Pipeline": {"Name": "app", "ExecutionId": "pe-1"}})),
+        )];
+        assert_eq!(
+            pipeline_execution(&history),
+            Some(("app".into(), "pe-1".into()))
+        );
+        let attempt = |arn: &str, at: u64| ActionExecution {
+            pipeline_execution_id: "pe-1".into(),
+            stage: "Build".into(),
+            action: "Compile".into(),
+            status: crate::model::ActionStatus::InProgress,
+            external_execution_id: Some(arn.into()),
+            started_at_ms: Some(at),
+        };
+        let actions = [attempt("arn:first", 100), attempt("arn:retry", 900)];
+        assert_eq!(action_started_ms(&actions, "arn:retry"), Some(900));
+        assert_eq!(action_started_ms(&actions, "arn:other"), None);
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! once per run; the completion function writes each finished build's durations.
 
 use crate::keeper::KeeperResponse;
-use ec2_build_core::model::{ExecutionEnded, HistoryEvent, ServiceError};
+use ec2_build_core::model::ExecutionEnded;
 use ec2_build_core::ports::{CodePipeline, StepFunctions};
-use ec2_build_core::timeline::{BuildTimeline, POOL_COLD};
+use ec2_build_core::timeline::{action_started_ms, pipeline_execution, BuildTimeline, POOL_COLD};
 use ec2_build_core::JobWorker;
 use metrics_cloudwatch_embedded::{Builder, Collector};
 
@@ -111,42 +111,19 @@ pub async fn record_finished_build<P: CodePipeline, S: StepFunctions>(
             return;
         }
     };
-    let queued_at = match action_started_at(worker.pipeline(), &history, &ended.execution_arn).await
-    {
-        Ok(at) => at,
-        Err(e) => {
-            tracing::warn!(error = %e, "build metrics without the queue time");
-            None
-        }
+    let queued_ms = match pipeline_execution(&history) {
+        Some((pipeline, pipeline_execution_id)) => match worker
+            .pipeline()
+            .action_executions(&pipeline, Some(&pipeline_execution_id))
+            .await
+        {
+            Ok(actions) => action_started_ms(&actions, &ended.execution_arn),
+            Err(e) => {
+                tracing::warn!(error = %e, "build metrics without the queue time");
+                None
+            }
+        },
+        None => None,
     };
-    record_build(&BuildTimeline::from_history(&history, queued_at));
-}
-
-/// When CodePipeline started the action that runs this execution: its action execution (by the
-/// execution ARN it reports) in the pipeline execution the execution's input names.
-async fn action_started_at<P: CodePipeline>(
-    pipeline: &P,
-    history: &[HistoryEvent],
-    execution_arn: &str,
-) -> Result<Option<u64>, ServiceError> {
-    let Some(input) = history
-        .iter()
-        .find(|e| e.kind == "ExecutionStarted")
-        .and_then(|e| e.data.as_deref())
-        .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
-    else {
-        return Ok(None);
-    };
-    let (Some(name), Some(pipeline_execution)) = (
-        input["Pipeline"]["Name"].as_str(),
-        input["Pipeline"]["ExecutionId"].as_str(),
-    ) else {
-        return Ok(None);
-    };
-    Ok(pipeline
-        .action_executions(name, Some(pipeline_execution))
-        .await?
-        .iter()
-        .find(|a| a.external_execution_id.as_deref() == Some(execution_arn))
-        .and_then(|a| a.started_at))
+    record_build(&BuildTimeline::from_history(&history, queued_ms));
 }

@@ -43,7 +43,7 @@ fn spot_build() -> BuildTimeline {
             Some(json!({"Build": {"UploadSeconds": 2.0}})),
         ),
     ];
-    BuildTimeline::from_history(&history, Some(9))
+    BuildTimeline::from_history(&history, Some(9_000))
 }
 
 fn documents(collector: &metrics_cloudwatch_embedded::Collector) -> Vec<Value> {

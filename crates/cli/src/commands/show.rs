@@ -8,7 +8,7 @@ use crate::Context;
 use ec2_build_aws::CodePipelineJobs;
 use ec2_build_core::model::{ExecutionDescription, ExecutionStatus, JobReport};
 use ec2_build_core::ports::{CodePipeline, StepFunctions};
-use ec2_build_core::timeline::{BuildDurations, BuildTimeline};
+use ec2_build_core::timeline::{action_started_ms, BuildDurations, BuildTimeline};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -38,8 +38,8 @@ pub async fn run(ctx: &Context, reference: &str) -> Result<i32, CliError> {
     let builds = Builds::new(&ctx.sdk, ctx.deployment.state_machine_arn()?);
     let build = builds.resolve(reference).await?;
     let history = builds.port.execution_history(&build.execution_arn).await?;
-    let queued_at = action_started_at(ctx, &build).await;
-    let timeline = BuildTimeline::from_history(&history, queued_at);
+    let queued_ms = action_started_at_ms(ctx, &build).await;
+    let timeline = BuildTimeline::from_history(&history, queued_ms);
     let log = log_location(ctx, &build, timeline.instance_id.as_deref()).await;
     let message =
         (build.status != "RUNNING").then(|| {
@@ -72,16 +72,14 @@ pub async fn run(ctx: &Context, reference: &str) -> Result<i32, CliError> {
 
 /// When CodePipeline started the action (ListActionExecutions), for the queue time; `None`
 /// when it cannot be read (the timeline then starts at the execution).
-async fn action_started_at(ctx: &Context, build: &Build) -> Option<u64> {
+async fn action_started_at_ms(ctx: &Context, build: &Build) -> Option<u64> {
     let pipeline =
         CodePipelineJobs::from_sdk_config(&ctx.sdk, &ctx.deployment.action_type().ok()?).ok()?;
-    pipeline
+    let actions = pipeline
         .action_executions(&build.pipeline, Some(&build.pipeline_execution_id))
         .await
-        .ok()?
-        .into_iter()
-        .find(|a| a.external_execution_id.as_deref() == Some(build.execution_arn.as_str()))
-        .and_then(|a| a.started_at)
+        .ok()?;
+    action_started_ms(&actions, &build.execution_arn)
 }
 
 /// The build's log streams: the `Log` of its result or failure, else the command SSM ran on its
