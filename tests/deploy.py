@@ -116,6 +116,7 @@ class Deployment:
     windows_ami: str
     functions: dict[str, Any] = field(default_factory=dict)  # logical id -> LambdaFunction
     rules: dict[str, str] = field(default_factory=dict)  # "PollerFunction.Sweep" -> router rule name
+    outputs: dict[str, str] = field(default_factory=dict)  # the template's Outputs, resolved
 
     @property
     def poller(self) -> Any:
@@ -173,14 +174,21 @@ def deploy(
     lambda_env: dict[str, dict[str, str]] | None = None,
     schedule: bool = True,
     concurrency: int = 1,
+    parameters: dict[str, Any] | None = None,
 ) -> Deployment:
     """Create every resource of the template that the local stack can hold, start the two Lambdas
     (real binaries) and route their events. `schedule=False` creates the sweep schedule without its
-    timer (fire it with Deployment.fire_sweep()), so tests decide when the sweep runs."""
+    timer (fire it with Deployment.fire_sweep()), so tests decide when the sweep runs. `parameters`
+    overrides template parameters (e.g. ActionProvider, for a second deployment beside another).
+
+    What an operator's tools read is recorded as on AWS: a CloudFormation stack named `name`
+    holding the template's Outputs, the EventBridge rules (with the functions as targets) in the
+    events service, and VPC endpoints for SSM in the VPC. The router, not those rules, delivers
+    the events."""
     bin_dir = bin_dir or os.environ.get("LAMBDA_BIN_DIR") or os.path.join(REPO, "target", "debug")
     template = load_template()
     res = template["Resources"]
-    ec2, iam, logs, ssm, sfn, cp, s3 = (stack.client(s) for s in ("ec2", "iam", "logs", "ssm", "stepfunctions", "codepipeline", "s3"))
+    ec2, iam, logs, ssm, sfn, cp, s3, events = (stack.client(s) for s in ("ec2", "iam", "logs", "ssm", "stepfunctions", "codepipeline", "s3", "events"))
     suffix = uuid.uuid4().hex[:6]
 
     # Parameters: a VPC with two subnets, one artifact bucket for the pipelines.
@@ -190,7 +198,11 @@ def deploy(
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
     bucket = f"{name}-artifacts-{suffix}".lower()
     s3.create_bucket(Bucket=bucket)
-    ev = _Resolver(template, {"VpcId": vpc, "SubnetIds": subnets, "ArtifactBucketNames": [bucket]},
+    # Private subnets reaching SSM through interface endpoints, as `ec2-build doctor` expects.
+    for service in ("ssm", "ssmmessages", "ec2messages"):
+        ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{stack.region}.{service}",
+                                VpcEndpointType="Interface", SubnetIds=subnets)
+    ev = _Resolver(template, {"VpcId": vpc, "SubnetIds": subnets, "ArtifactBucketNames": [bucket], **(parameters or {})},
                    region=stack.region, account=ACCOUNT, stack=name)
     v = ev.values
     props = lambda logical_id: res[logical_id].get("Properties", {})  # noqa: E731
@@ -279,6 +291,8 @@ def deploy(
         if log_config.get("ApplicationLogLevel"):
             env["AWS_LAMBDA_LOG_LEVEL"] = log_config["ApplicationLogLevel"]
         env.update((lambda_env or {}).get(lid, {}))
+        v[lid] = f"{name}-{lid}"
+        v[f"{lid}.Arn"] = f"arn:aws:lambda:{stack.region}:{ACCOUNT}:function:{name}-{lid}"
         fn = stack.lambda_function(
             f"{name}-{lid}", binary=os.path.join(bin_dir, binary), env=env,
             memory=int(p.get("MemorySize", glob.get("MemorySize", 128))), timeout=float(p.get("Timeout", glob.get("Timeout", 3))),
@@ -288,10 +302,30 @@ def deploy(
         for event_name, event in p.get("Events", {}).items():
             rule = f"{name}-{lid}-{event_name}"
             if event["Type"] == "EventBridgeRule":
-                stack.router.add_rule(rule, ev.resolve(event["Properties"]["Pattern"]), fn)
+                pattern = ev.resolve(event["Properties"]["Pattern"])
+                stack.router.add_rule(rule, pattern, fn)
+                events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
             elif event["Type"] == "Schedule":
-                stack.router.add_schedule(rule, _rate_seconds(ev.resolve(event["Properties"]["Schedule"])), fn, start=schedule)
+                expression = ev.resolve(event["Properties"]["Schedule"])
+                stack.router.add_schedule(rule, _rate_seconds(expression), fn, start=schedule)
+                events.put_rule(Name=rule, ScheduleExpression=expression, State="ENABLED")
             else:
                 raise ValueError(f"{lid}.{event_name}: event type {event['Type']} not routed locally")
+            events.put_targets(Rule=rule, Targets=[{"Id": lid, "Arn": v[f"{lid}.Arn"]}])
             dep.rules[f"{lid}.{event_name}"] = rule
+
+    # The stack's outputs, as DescribeStacks shows them on AWS (moto's CloudFormation holds them;
+    # the one resource is a no-op that CloudFormation requires).
+    v["Dashboard"] = f"{name}-builds"
+    outputs = {}
+    for key, output in template["Outputs"].items():
+        try:
+            outputs[key] = str(ev.resolve(output["Value"]))
+        except KeyError:  # a resource the local stack does not hold (the failed-invocations queue)
+            continue
+    stack.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps({
+        "Resources": {"Deployed": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {k: {"Value": x} for k, x in outputs.items()},
+    }))
+    dep.outputs = outputs
     return dep

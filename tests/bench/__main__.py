@@ -110,10 +110,11 @@ def cold_starts(bin_dir: str, runs: int, template_env: dict[str, str]) -> dict[s
             name="bench-keeper", roleArn="arn:aws:iam::123456789012:role/bench",
             definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
         keeper_env = {**env, "STATE_MACHINE_ARN": keeper_sm, "STACK_NAME": "bench"}
+        completion_env = {**env, "STACK_NAME": "bench"}  # the metrics' Stack dimension
         cases = [
             ("baseline", os.path.join(bin_dir, "bench-baseline"), other, env),
             ("poller, ignored event", os.path.join(bin_dir, "poller"), other, env),
-            ("completion, ignored event", os.path.join(bin_dir, "completion"), not_final, env),
+            ("completion, ignored event", os.path.join(bin_dir, "completion"), not_final, completion_env),
             ("poller, empty sweep (1 PollForJobs)", os.path.join(bin_dir, "poller"), sweep, env),
             ("keeper, empty run (DescribeInstances, ListExecutions)", os.path.join(bin_dir, "keeper"), sweep, keeper_env),
         ]
@@ -137,6 +138,27 @@ def cold_starts(bin_dir: str, runs: int, template_env: dict[str, str]) -> dict[s
         if bad:
             raise RuntimeError(f"cold start {name}: unexpected responses {bad[:2]}")
     return out
+
+
+def cli_runs(bin_dir: str, runs: int) -> list[coldstart.CliRun]:
+    """`ec2-build status --json` against an empty local stack (a stack whose outputs name a state
+    machine with no execution and no instance), `runs` times after one warm-up."""
+    from tests.localstack import LocalStack
+
+    with LocalStack() as stack:
+        sm = stack.client("stepfunctions").create_state_machine(
+            name="bench-cli", roleArn="arn:aws:iam::123456789012:role/bench",
+            definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+        stack.client("cloudformation").create_stack(StackName="bench", TemplateBody=json.dumps({
+            "Resources": {"Deployed": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+            "Outputs": {"StateMachineArn": {"Value": sm}, "ActionType": {"Value": "Custom/Build/EC2Build/1"}}}))
+        env = stack.env(EC2_BUILD_STACK="bench")
+        binary = os.path.join(bin_dir, "ec2-build")
+        done = [coldstart.cli_run(binary, ["status", "--json"], env) for _ in range(runs + 1)][1:]
+    for run in done:
+        if run.exit_code != 0 or json.loads(run.stdout) != {"running": [], "finished": []}:
+            raise RuntimeError(f"ec2-build status --json: exit {run.exit_code}, {run.stdout[:200]!r}")
+    return done
 
 
 # ---------------------------------------------------------------- main
@@ -175,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     long_builds: list[Build] = []
     durations_inv: dict[str, list[tuple[str, float]]] = {}
     cold: dict[str, list[coldstart.ColdStart]] = {}
+    cli_cold: list[coldstart.CliRun] = []
     tps: list[scenarios.Throughput] = []
     among: scenarios.AmongRunning | None = None
     # The agent checks of the deployed template start after 10 s (a real instance needs longer to
@@ -208,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         if "cold" not in skip:
             log(f"cold starts: {args.cold_starts} per binary")
             cold = cold_starts(bin_dir, args.cold_starts, template_env)
+            cli_cold = cli_runs(bin_dir, args.cold_starts)
         if "throughput" not in skip:
             t_section = time.monotonic()
             # Time limits from the hand-over (all answered, whole burst). On a 2-core machine the
@@ -256,12 +280,12 @@ def main(argv: list[str] | None = None) -> int:
         raw = "ec2build-bench-raw" + ("-partial" if skip else "") + ".pkl"
         with open(os.path.join(os.environ.get("TMPDIR", "/tmp"), raw), "wb") as f:
             pickle.dump({"info": info, "builds": builds, "long_builds": long_builds, "inv": durations_inv, "cold": cold,
-                         "tps": tps, "context": context, "args": args, "reps": reps, "elapsed": time.monotonic() - t_start,
-                         "faults": fault_res, "among": among}, f)
+                         "cli_cold": cli_cold, "tps": tps, "context": context, "args": args, "reps": reps,
+                         "elapsed": time.monotonic() - t_start, "faults": fault_res, "among": among}, f)
     except Exception as e:  # noqa: BLE001
         log(f"(raw results not saved: {e})")
     text = render(info, builds, long_builds, durations_inv, cold, tps, context, args, reps, time.monotonic() - t_start, fault_res,
-                  among)
+                  cli_cold, among)
     print(text)
     if output:
         with open(output, "w") as f:
@@ -274,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
 def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], inv: dict[str, list[tuple[str, float]]],
            cold: dict[str, list[coldstart.ColdStart]], tps: list[scenarios.Throughput], context: dict[str, float],
            args: argparse.Namespace, reps: int, elapsed: float, fault_res: faults.Faults | None = None,
-           among: scenarios.AmongRunning | None = None) -> str:
+           cli_cold: list[coldstart.CliRun] | None = None, among: scenarios.AmongRunning | None = None) -> str:
     L: list[str] = []
     add = L.append
     skip = skipped_sections(args)
@@ -439,6 +463,18 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
         add("Most of the peak is file pages: the kernel maps a binary's code around each page it first touches, so the peak "
             "follows the size of the binary (the SDK operations it calls) more than the work of the first event. The release "
             "profile is chosen for size for that reason (see Cargo.toml).")
+        if cli_cold:
+            t = [r.seconds for r in cli_cold]
+            r = [r.peak_rss_kb for r in cli_cold]
+            add("")
+            add("The operator CLI, a new binary but no Lambda: one process per run, start to exit (tests/bench/coldstart.py `cli_run`).")
+            add("")
+            add("| Binary, command | Start → exit, median (min–max) | Peak RSS (ru_maxrss), median (max) | File size |")
+            add("|---|---|---|---|")
+            size = os.path.getsize(os.path.join(info["binaries"], "ec2-build")) / 1024 / 1024
+            add(f"| ec2-build, `status --json` on an empty stack (DescribeStacks, DescribeInstances, 2 ListExecutions) | "
+                f"{statistics.median(t) * 1000:.1f} ms ({min(t) * 1000:.1f}–{max(t) * 1000:.1f}) | "
+                f"{statistics.median(r) / 1024:.1f} MiB ({max(r) / 1024:.1f}) | {size:.1f} MiB |")
     else:
         add("(skipped)")
     add("")

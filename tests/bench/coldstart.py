@@ -164,3 +164,29 @@ class RuntimeApi:
             raise RuntimeError(f"{binary}: first invocation failed: {run.error!r}")
         return ColdStart(run.t_next - run.t0, run.t_response - run.t0, run.memory["VmHWM"], run.response,
                          run.memory.get("RssFile", 0), run.memory.get("RssAnon", 0))
+
+
+@dataclass
+class CliRun:
+    """One run of a command-line binary (the `ec2-build` CLI), start to exit."""
+    seconds: float  # from just before Popen to the process's exit
+    peak_rss_kb: int  # ru_maxrss of the process (wait4), kB on Linux
+    exit_code: int
+    stdout: str
+
+
+def cli_run(binary: str, args: list[str], env: dict[str, str], timeout: float = 30) -> CliRun:
+    """Run `binary args` once with `env`; time to exit and peak resident set."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([binary, *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    timer.start()
+    try:
+        out = proc.stdout.read().decode() if proc.stdout else ""
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return CliRun(seconds, usage.ru_maxrss, proc.returncode, out)

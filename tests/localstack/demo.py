@@ -24,13 +24,14 @@ import datetime as dt
 import io
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
 import zipfile
 from typing import Any
 
-from tests.deploy import deploy
+from tests.deploy import REPO, deploy
 from tests.localstack import LocalStack
 from tests.localstack.helpers import custom_stage, execution_history, s3_source_pipeline, zip_bytes
 
@@ -163,6 +164,8 @@ def follow(stack: Any, dep: Any, fail: bool) -> int:
                 elif kind == "TaskSubmitted" and "sendCommand" in h["taskSubmittedEventDetails"]["resource"]:
                     command_id = json.loads(h["taskSubmittedEventDetails"]["output"])["Command"]["CommandId"]
                     clock.say(f"build command sent: {command_id} (log group {dep.values['BuildLogGroup']})", t)
+                    clock.flush(everything=True)
+                    operator_cli(stack, dep, "status")
                 elif kind == "TaskSucceeded" and h["taskSucceededEventDetails"]["resource"].startswith("sendCommand"):
                     out = json.loads(h["taskSucceededEventDetails"]["output"])
                     for o in out.get("Outputs", []):
@@ -206,7 +209,22 @@ def follow(stack: Any, dep: Any, fail: bool) -> int:
         time.sleep(0.25)
     clock.flush(everything=True)
     print(f"\nTotal: {time.time() - clock.t0:.1f}s from pipeline start to the end of the run.\n")
-    return verdict(stack, dep, name, action, fail, terminated)
+    shown = operator_cli(stack, dep, "show", name)
+    return verdict(stack, dep, name, action, fail, terminated) or (0 if shown == 0 else 1)
+
+
+def operator_cli(stack: Any, dep: Any, *args: str) -> int:
+    """Run the operator CLI (`ec2-build`, the real binary) on the demo's deployment and print what
+    it prints; return its exit code."""
+    binary = os.path.join(os.environ.get("LAMBDA_BIN_DIR") or os.path.join(REPO, "target", "debug"), "ec2-build")
+    done = subprocess.run([binary, *args], env=stack.env(EC2_BUILD_STACK=dep.name), capture_output=True, text=True, timeout=60)
+    print(f"\n$ ec2-build {' '.join(args)}")
+    for line in (done.stdout + done.stderr).splitlines():
+        print("  " + line)
+    print(flush=True)
+    if done.returncode:
+        print(f"ec2-build {args[0]} exited with {done.returncode}")
+    return done.returncode
 
 
 def verdict(stack: Any, dep: Any, name: str, action: dict[str, Any], fail: bool, terminated: bool) -> int:

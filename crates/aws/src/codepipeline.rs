@@ -263,6 +263,10 @@ impl CodePipeline for CodePipelineJobs {
                         .and_then(|o| o.execution_result())
                         .and_then(|r| r.external_execution_id())
                         .map(str::to_string),
+                    started_at_ms: d
+                        .start_time()
+                        .and_then(|t| t.to_millis().ok())
+                        .map(|ms| ms.max(0) as u64),
                 }
             }));
             // Without a filter only the most recent page is wanted: one call per pipeline.

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_sfn::types::{ExecutionStatus as SdkExecutionStatus, HistoryEventType};
 use aws_sdk_sfn::Client;
 use ec2_build_core::model::{
-    ExecutionDescription, ExecutionStatus, RunningExecution, ServiceError,
+    ExecutionDescription, ExecutionStatus, HistoryEvent, RunningExecution, ServiceError,
 };
 use ec2_build_core::ports::StepFunctions;
 
@@ -106,6 +106,32 @@ impl StepFunctions for StepFunctionsExecutions {
             }))
     }
 
+    async fn execution_history(&self, arn: &str) -> Result<Vec<HistoryEvent>, ServiceError> {
+        let mut pages = self
+            .client
+            .get_execution_history()
+            .execution_arn(arn)
+            .include_execution_data(true)
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut events = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_execution_does_not_exist()) =>
+                {
+                    return Err(ServiceError::ExecutionNotFound(arn.to_string()))
+                }
+                Err(e) => return Err(service_error(SERVICE, "GetExecutionHistory", e)),
+            };
+            events.extend(page.events().iter().map(history_event));
+        }
+        Ok(events)
+    }
+
     async fn running_executions(&self) -> Result<Vec<RunningExecution>, ServiceError> {
         let mut pages = self
             .client
@@ -150,5 +176,48 @@ impl StepFunctions for StepFunctionsExecutions {
             }
             Err(e) => Err(service_error(SERVICE, "StopExecution", e)),
         }
+    }
+}
+
+/// The parts of an SDK history event the build timeline reads.
+fn history_event(event: &aws_sdk_sfn::types::HistoryEvent) -> HistoryEvent {
+    let entered = event.state_entered_event_details();
+    let exited = event.state_exited_event_details();
+    let data = entered
+        .and_then(|d| d.input())
+        .or_else(|| exited.and_then(|d| d.output()))
+        .or_else(|| {
+            event
+                .execution_started_event_details()
+                .and_then(|d| d.input())
+        })
+        .or_else(|| {
+            event
+                .execution_succeeded_event_details()
+                .and_then(|d| d.output())
+        });
+    let error = event
+        .execution_failed_event_details()
+        .and_then(|d| d.error())
+        .or_else(|| {
+            event
+                .execution_aborted_event_details()
+                .and_then(|d| d.error())
+        })
+        .or_else(|| {
+            event
+                .execution_timed_out_event_details()
+                .and_then(|d| d.error())
+        })
+        .or_else(|| event.task_failed_event_details().and_then(|d| d.error()));
+    HistoryEvent {
+        at_ms: event.timestamp().to_millis().unwrap_or_default().max(0) as u64,
+        kind: event.r#type().as_str().to_string(),
+        state: entered
+            .map(|d| d.name())
+            .or_else(|| exited.map(|d| d.name()))
+            .map(str::to_string),
+        data: data.map(str::to_string),
+        error: error.map(str::to_string),
     }
 }

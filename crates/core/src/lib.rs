@@ -6,7 +6,7 @@
 //! traits in [`ports`]; adapters over the SDK live in `ec2-build-aws`.
 //!
 //! Imports run one way (`tests/module_layers.rs` checks it): [`model`] ← [`ports`], [`settings`]
-//! ← [`spec`], [`progress`] ← [`input`], [`report`], [`events`] ← [`use_cases`] ← `testing`.
+//! ← [`spec`], [`progress`], [`timeline`] ← [`input`], [`report`], [`events`] ← [`use_cases`] ← `testing`.
 
 pub mod model;
 
@@ -18,6 +18,7 @@ pub mod input;
 pub mod progress;
 pub mod report;
 pub mod spec;
+pub mod timeline;
 
 pub mod use_cases;
 

@@ -2,8 +2,8 @@
 //! implement them in `ec2-build-aws`; tests implement them with fakes (`crate::testing`).
 
 use crate::model::{
-    AckStatus, ActionExecution, BuildInstance, ExecutionDescription, FailureReport, HeldJob, Job,
-    RunningExecution, ServiceError, SuccessReport,
+    AckStatus, ActionExecution, BuildInstance, ExecutionDescription, FailureReport, HeldJob,
+    HistoryEvent, Job, RunningExecution, ServiceError, SuccessReport,
 };
 use async_trait::async_trait;
 
@@ -47,6 +47,9 @@ pub trait StepFunctions: Send + Sync {
     async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, ServiceError>;
     /// Name of the state the execution entered last, for progress summaries.
     async fn current_state(&self, arn: &str) -> Result<Option<String>, ServiceError>;
+    /// The execution's whole history with its data, oldest first (GetExecutionHistory, every
+    /// page), for the build timeline; [`ServiceError::ExecutionNotFound`] when there is none.
+    async fn execution_history(&self, arn: &str) -> Result<Vec<HistoryEvent>, ServiceError>;
     /// The state machine's RUNNING executions (ListExecutions, every page).
     async fn running_executions(&self) -> Result<Vec<RunningExecution>, ServiceError>;
     /// StopExecution with an error name and a cause; stopping an execution that already ended

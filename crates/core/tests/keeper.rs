@@ -26,6 +26,7 @@ fn attempt(fakes: &Fakes, job: &str, status: ActionStatus) -> ActionExecution {
         action: "Compile".into(),
         status,
         external_execution_id: Some(fakes.steps.arn(job)),
+        started_at_ms: None,
     }
 }
 

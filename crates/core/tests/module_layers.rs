@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["model::trigger"],
     &["model"],
     &["ports", "settings"],
-    &["spec", "progress"],
+    &["spec", "progress", "timeline"],
     &["input", "report", "events"],
     &["use_cases::deadline"],
     &["use_cases::job"],

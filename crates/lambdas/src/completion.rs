@@ -60,6 +60,8 @@ pub async fn handle<P: CodePipeline, S: StepFunctions, H: HeldJobs, I: Instances
             CompletionTrigger::Finished(ended) => ended,
         };
     let summary = completion.finish(&ended, time_left).await?;
+    // The build's metrics (crate::metrics), after its result and its release.
+    crate::metrics::record_finished_build(completion.worker(), &ended).await;
     let action = match summary.reported {
         Reported::HeldJob => CompletionAction::ReportedHeld,
         Reported::ContinuationJob => CompletionAction::ReportedContinuation,

@@ -73,6 +73,24 @@ pub fn epoch_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// One event of an execution's history (GetExecutionHistory), as far as the build timeline reads
+/// it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryEvent {
+    /// When it happened, milliseconds since the epoch.
+    pub at_ms: u64,
+    /// Step Functions' event type: `ExecutionStarted`, `TaskStateEntered`, `TaskSubmitted`,
+    /// `ExecutionFailed`, ...
+    pub kind: String,
+    /// The state entered or exited, for state events.
+    pub state: Option<String>,
+    /// The execution's input (`ExecutionStarted`), a state's input (entered), a state's output
+    /// (exited) or the execution's output (`ExecutionSucceeded`).
+    pub data: Option<String>,
+    /// The error name of a failed, aborted or timed-out execution or task.
+    pub error: Option<String>,
+}
+
 /// A build execution that reached a final status (from its status-change event).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutionEnded {

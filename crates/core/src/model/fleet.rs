@@ -119,4 +119,6 @@ pub struct ActionExecution {
     /// handler reported. A retried stage keeps the pipeline execution id, so this is what tells
     /// the attempts apart.
     pub external_execution_id: Option<String>,
+    /// When CodePipeline started the action (and queued its job), milliseconds since the epoch.
+    pub started_at_ms: Option<u64>,
 }

@@ -6,7 +6,7 @@
 //! Each fake is a cheap handle on shared state (`Clone`), so a test keeps one handle to inspect
 //! and gives another to the use case, which owns its ports.
 
-use crate::model::{AckStatus, RunningExecution};
+use crate::model::{AckStatus, HistoryEvent, RunningExecution};
 use crate::model::{
     ActionExecution, ExecutionDescription, ExecutionStatus, FailureReport, HeldJob, Job, JobData,
     ServiceError, SuccessReport,
@@ -263,6 +263,8 @@ pub struct StepsFake {
     pub calls: Mutex<Vec<&'static str>>,
     /// How many of the next ListExecutions calls fail with a service error.
     pub failing_listings: Mutex<u32>,
+    /// What GetExecutionHistory returns, by execution ARN (none: not found).
+    pub histories: Mutex<BTreeMap<String, Vec<HistoryEvent>>>,
 }
 
 impl FakeSteps {
@@ -277,6 +279,7 @@ impl FakeSteps {
             stops: Mutex::default(),
             calls: Mutex::default(),
             failing_listings: Mutex::default(),
+            histories: Mutex::default(),
         }))
     }
 }
@@ -398,6 +401,16 @@ impl StepFunctions for FakeSteps {
     async fn current_state(&self, _arn: &str) -> Result<Option<String>, ServiceError> {
         self.calls.lock().unwrap().push("GetExecutionHistory");
         Ok(self.current_state.lock().unwrap().clone())
+    }
+
+    async fn execution_history(&self, arn: &str) -> Result<Vec<HistoryEvent>, ServiceError> {
+        self.calls.lock().unwrap().push("GetExecutionHistory");
+        self.histories
+            .lock()
+            .unwrap()
+            .get(arn)
+            .cloned()
+            .ok_or_else(|| ServiceError::ExecutionNotFound(arn.to_string()))
     }
 
     async fn running_executions(&self) -> Result<Vec<RunningExecution>, ServiceError> {

@@ -79,6 +79,11 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> JobWorker<P, S, H> {
         &self.held
     }
 
+    /// The CodePipeline port (the completion function's build metrics read the action's start).
+    pub fn pipeline(&self) -> &P {
+        &self.pipeline
+    }
+
     /// One PollForJobs call for a batch of our jobs.
     pub async fn poll(&self) -> Result<Vec<Job>, ServiceError> {
         self.pipeline
