@@ -106,6 +106,28 @@ impl StepFunctions for StepFunctionsExecutions {
             }))
     }
 
+    async fn states_entered(&self, arn: &str) -> Result<Vec<String>, ServiceError> {
+        let mut pages = self
+            .client
+            .get_execution_history()
+            .execution_arn(arn)
+            .include_execution_data(false)
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut states = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| service_error(SERVICE, "GetExecutionHistory", e))?;
+            states.extend(
+                page.events()
+                    .iter()
+                    .filter_map(|event| event.state_entered_event_details())
+                    .map(|d| d.name().to_string()),
+            );
+        }
+        Ok(states)
+    }
+
     async fn execution_history(&self, arn: &str) -> Result<Vec<HistoryEvent>, ServiceError> {
         let mut pages = self
             .client

@@ -309,6 +309,56 @@ async fn current_state_is_the_last_state_entered() {
 }
 
 #[tokio::test]
+async fn states_entered_lists_every_page_without_the_data_oldest_first() {
+    use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType, StateEnteredEventDetails};
+    let entered = |id: i64, name: &str| {
+        HistoryEvent::builder()
+            .id(id)
+            .timestamp(DateTime::from_secs(id))
+            .r#type(HistoryEventType::TaskStateEntered)
+            .state_entered_event_details(
+                StateEnteredEventDetails::builder()
+                    .name(name)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    let started = HistoryEvent::builder()
+        .id(1)
+        .timestamp(DateTime::from_secs(1))
+        .r#type(HistoryEventType::ExecutionStarted)
+        .build()
+        .unwrap();
+    let first = mock!(aws_sdk_sfn::Client::get_execution_history)
+        .match_requests(|r| r.include_execution_data() == Some(false) && r.next_token().is_none())
+        .then_output(move || {
+            GetExecutionHistoryOutput::builder()
+                .events(started.clone())
+                .events(entered(2, "RunBuild"))
+                .events(entered(3, "PrepareRestart"))
+                .next_token("page-2")
+                .build()
+                .unwrap()
+        });
+    let second = mock!(aws_sdk_sfn::Client::get_execution_history)
+        .match_requests(|r| r.next_token() == Some("page-2"))
+        .then_output(move || {
+            GetExecutionHistoryOutput::builder()
+                .events(entered(4, "Launch"))
+                .build()
+                .unwrap()
+        });
+    let client = mock_client!(aws_sdk_sfn, RuleMode::Sequential, [&first, &second]);
+    let steps = StepFunctionsExecutions::new(client, SM);
+    assert_eq!(
+        steps.states_entered(EXEC).await.unwrap(),
+        vec!["RunBuild", "PrepareRestart", "Launch"]
+    );
+}
+
+#[tokio::test]
 async fn release_terminates_the_tagged_instances_only_when_there_are_some() {
     let found = mock!(aws_sdk_ec2::Client::describe_tags)
         .match_requests(|r| {

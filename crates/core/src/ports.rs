@@ -47,6 +47,9 @@ pub trait StepFunctions: Send + Sync {
     async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, ServiceError>;
     /// Name of the state the execution entered last, for progress summaries.
     async fn current_state(&self, arn: &str) -> Result<Option<String>, ServiceError>;
+    /// Names of every state the execution entered, oldest first (GetExecutionHistory without
+    /// the data, every page), for progress summaries that count restarts.
+    async fn states_entered(&self, arn: &str) -> Result<Vec<String>, ServiceError>;
     /// The execution's whole history with its data, oldest first (GetExecutionHistory, every
     /// page), for the build timeline; [`ServiceError::ExecutionNotFound`] when there is none.
     async fn execution_history(&self, arn: &str) -> Result<Vec<HistoryEvent>, ServiceError>;

@@ -99,6 +99,16 @@ pub fn of_state(state: &str) -> Option<&'static StateProgress> {
     STATE_PROGRESS.iter().find(|p| p.state == state)
 }
 
+/// The state a build enters once per restart after a spot interruption.
+pub const RESTART_STATE: &str = "PrepareRestart";
+
+/// Where a running build is, from the names of the states it entered (oldest first): the last
+/// one, and how many times it was restarted after a spot interruption.
+pub fn of_states_entered(states: &[String]) -> (Option<&str>, usize) {
+    let restarts = states.iter().filter(|s| *s == RESTART_STATE).count();
+    (states.last().map(String::as_str), restarts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

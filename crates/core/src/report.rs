@@ -50,11 +50,13 @@ pub fn started(execution_arn: &str, settings: &Settings) -> JobReport {
     })
 }
 
-/// The report for a build that still runs, from its token (the state it was last seen in) and,
-/// when known, how long it has been running. The new token carries the same state.
+/// The report for a build that still runs, from its token (the state it was last seen in),
+/// how long it has been running when known, and how many times it was restarted after a spot
+/// interruption. The new token carries the same state.
 pub fn still_running(
     token: &ContinuationToken,
     running_for: Option<u64>,
+    restarts: usize,
     settings: &Settings,
 ) -> JobReport {
     let arn = &token.execution_arn;
@@ -68,9 +70,17 @@ pub fn still_running(
     let time = running_for
         .map(|s| format!(", for {}m{:02}s", s / 60, s % 60))
         .unwrap_or_default();
+    let restarted = match restarts {
+        0 => String::new(),
+        1 => ", restarted once on a new instance after a spot interruption".to_string(),
+        n => format!(", restarted {n} times on new instances after spot interruptions"),
+    };
     let link = settings.execution_console_url(arn);
     JobReport::Continue(SuccessReport {
-        summary: truncate_end(&format!("Running: {doing}{time}. {link}"), MAX_SUMMARY_LEN),
+        summary: truncate_end(
+            &format!("Running: {doing}{time}{restarted}. {link}"),
+            MAX_SUMMARY_LEN,
+        ),
         external_execution_id: arn.clone(),
         percent_complete: progress.map(|p| p.percent),
         continuation_token: Some(token.to_string()),
@@ -84,7 +94,7 @@ pub fn for_execution(execution: &ExecutionDescription, settings: &Settings) -> J
     let link = settings.execution_console_url(arn);
     match &execution.status {
         ExecutionStatus::Running | ExecutionStatus::Other(_) => {
-            still_running(&ContinuationToken::new(arn, None), None, settings)
+            still_running(&ContinuationToken::new(arn, None), None, 0, settings)
         }
         ExecutionStatus::Succeeded => {
             let outcome = execution
@@ -445,9 +455,34 @@ mod tests {
     }
 
     #[test]
+    fn a_restarted_build_says_so_while_it_runs() {
+        let token = ContinuationToken::new(ARN, Some("RunBuild"));
+        let JobReport::Continue(once) = still_running(&token, Some(190), 1, &settings()) else {
+            panic!()
+        };
+        assert!(
+            once.summary.starts_with(
+                "Running: build (RunBuild), for 3m10s, restarted once on a new instance after a spot interruption. "
+            ),
+            "{}",
+            once.summary
+        );
+        let JobReport::Continue(twice) = still_running(&token, None, 2, &settings()) else {
+            panic!()
+        };
+        assert!(
+            twice
+                .summary
+                .contains("restarted 2 times on new instances after spot interruptions"),
+            "{}",
+            twice.summary
+        );
+    }
+
+    #[test]
     fn running_execution_continues_with_its_state() {
         let token = ContinuationToken::new(ARN, Some("RunBuild"));
-        let report = still_running(&token, None, &settings());
+        let report = still_running(&token, None, 0, &settings());
         let JobReport::Continue(r) = report else {
             panic!("{report:?}")
         };
@@ -514,7 +549,8 @@ mod tests {
             r.summary
         );
 
-        let twice = r#"{"Status":"SUCCEEDED","Restart":{"Count":2,"Instances":" i-1 i-2","Reason":""}}"#;
+        let twice =
+            r#"{"Status":"SUCCEEDED","Restart":{"Count":2,"Instances":" i-1 i-2","Reason":""}}"#;
         let JobReport::Succeed(r) = for_execution(
             &execution(ExecutionStatus::Succeeded, Some(twice), None, None),
             &settings(),
@@ -522,8 +558,9 @@ mod tests {
             panic!()
         };
         assert!(
-            r.summary
-                .contains("; restarted 2 times on a new instance after spot interruptions of i-1, i-2; "),
+            r.summary.contains(
+                "; restarted 2 times on a new instance after spot interruptions of i-1, i-2; "
+            ),
             "{}",
             r.summary
         );

@@ -270,18 +270,25 @@ async fn a_held_job_due_for_refresh_is_answered_with_progress_and_its_successor_
         .iter()
         .any(|o| matches!(o, JobOutcome::Held { job_id, .. } if *job_id == successor.job_id)));
 
-    // The next refresh: the build has reached its long wait, so no history read.
-    h.steps().calls.lock().unwrap().clear();
+    // The next refresh reads the history again: a spot interruption restarted the build
+    // meanwhile, which the summary says.
+    *h.steps().restarts.lock().unwrap() = 1;
     h.held().insert(HeldJob {
         held_at: 0,
         ..successor.clone()
     });
     h.refreshing_sweep().await;
-    assert_eq!(*h.steps().calls.lock().unwrap(), vec!["ListExecutions"]);
     let Some(Answer::Success(again)) = h.pipeline().answer_for(&successor.job_id) else {
         panic!()
     };
     assert_eq!(again.continuation_token.as_deref(), Some(token.as_str()));
+    assert!(
+        again
+            .summary
+            .contains("restarted once on a new instance after a spot interruption"),
+        "{}",
+        again.summary
+    );
 }
 
 #[tokio::test]

@@ -255,6 +255,8 @@ pub struct StepsFake {
     /// Every StartExecution call, (name, input).
     pub starts: Mutex<Vec<(String, String)>>,
     pub current_state: Mutex<Option<String>>,
+    /// Restarts after spot interruptions `states_entered` shows before the current state.
+    pub restarts: Mutex<usize>,
     /// How many of the next DescribeExecution calls fail with a service error.
     pub failing_describes: Mutex<u32>,
     /// Every StopExecution call, (ARN, error, cause).
@@ -275,6 +277,7 @@ impl FakeSteps {
             executions: Mutex::default(),
             starts: Mutex::default(),
             current_state: Mutex::new(Some("RunBuild".into())),
+            restarts: Mutex::default(),
             failing_describes: Mutex::default(),
             stops: Mutex::default(),
             calls: Mutex::default(),
@@ -396,6 +399,14 @@ impl StepFunctions for FakeSteps {
             .find(|e| e.description.arn == arn)
             .map(|e| e.description.clone())
             .ok_or_else(|| ServiceError::ExecutionNotFound(arn.to_string()))
+    }
+
+    async fn states_entered(&self, _arn: &str) -> Result<Vec<String>, ServiceError> {
+        self.calls.lock().unwrap().push("GetExecutionHistory");
+        let restarts = *self.restarts.lock().unwrap();
+        let mut states = vec![crate::progress::RESTART_STATE.to_string(); restarts];
+        states.extend(self.current_state.lock().unwrap().clone());
+        Ok(states)
     }
 
     async fn current_state(&self, _arn: &str) -> Result<Option<String>, ServiceError> {

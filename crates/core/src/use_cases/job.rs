@@ -8,7 +8,7 @@ use crate::model::{
     Job, JobOutcome, JobReport, ServiceError, SkipReason,
 };
 use crate::ports::{CodePipeline, HeldJobs, StepFunctions};
-use crate::progress::{self, Stage};
+use crate::progress;
 use crate::report::{self, configuration_failure, job_failure};
 use crate::settings::Settings;
 use crate::spec::BuildSpec;
@@ -266,7 +266,7 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> JobWorker<P, S, H> {
             }
             Err(e) => {
                 warn!(error = %e, "could not record the held job; answering it instead");
-                let report = report::still_running(&token, None, &self.settings);
+                let report = report::still_running(&token, None, 0, &self.settings);
                 self.answer(job_id, report).await
             }
         }
@@ -326,30 +326,21 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> JobWorker<P, S, H> {
         .await
     }
 
-    /// The still-running report, with the state read afresh until the build reaches its wait.
+    /// The still-running report, with the state and the restarts read afresh from the history
+    /// (one GetExecutionHistory per refresh of a held job); without them when it cannot be read.
     async fn progress(&self, token: ContinuationToken, running_for: Option<u64>) -> JobReport {
-        let token = self.refresh_state(token).await;
-        report::still_running(&token, running_for, &self.settings)
-    }
-
-    /// The token with the state the running execution is in now. Once the build has reached
-    /// its long wait (the build stage, or release after it), the state changes only when the
-    /// build ends, which the completion function reports: the history is not read again.
-    async fn refresh_state(&self, token: ContinuationToken) -> ContinuationToken {
-        let reached_wait = token
-            .last_state
-            .as_deref()
-            .and_then(progress::of_state)
-            .is_some_and(|p| matches!(p.stage, Stage::Build | Stage::Release));
-        if reached_wait {
-            return token;
-        }
-        match self.steps.current_state(&token.execution_arn).await {
-            Ok(Some(state)) => ContinuationToken::new(token.execution_arn, Some(&state)),
-            Ok(None) => token,
+        match self.steps.states_entered(&token.execution_arn).await {
+            Ok(states) => {
+                let (state, restarts) = progress::of_states_entered(&states);
+                let token = match state {
+                    Some(state) => ContinuationToken::new(token.execution_arn, Some(state)),
+                    None => token,
+                };
+                report::still_running(&token, running_for, restarts, &self.settings)
+            }
             Err(e) => {
                 warn!(error = %e, "could not read the execution history");
-                token
+                report::still_running(&token, running_for, 0, &self.settings)
             }
         }
     }
