@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         template_env = {k: v for k, v in (env.dep.poller.env.items() if env else ())
                         if k in ("STATE_MACHINE_ARN", "ACTION_CATEGORY", "ACTION_PROVIDER", "ACTION_VERSION", "POLL_BATCH_SIZE",
+                                 "HELD_JOBS_TABLE", "HELD_JOB_REFRESH_SECONDS",
                                  "POLL_MAX_ROUNDS", "JOB_CONCURRENCY", "BUILD_HEARTBEAT_SECONDS", "AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL")}
         pending: list[Build] = []
         if "transitions" not in skip:
