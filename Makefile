@@ -76,8 +76,12 @@ demo: $(VENV)/.installed build
 	LAMBDA_BIN_DIR=$(LAMBDA_BIN_DIR) $(PY) -m tests.localstack.demo $(if $(FAIL),--fail,)
 
 # Full run ≈ 10–15 min on 2 cores, release build not counted (it includes a 600 s build); `make bench BENCH_ARGS=--quick` for development.
+# The functions are built on their own, as `make package` builds them: a workspace build would give
+# their SDK crates the CLI's features too (CloudWatch Logs' event streams), which the deployed
+# binaries do not have.
 bench: $(VENV)/.installed
-	cargo build --workspace --bins --release
+	cargo build --release -p ec2-build-lambdas -p ec2-build-bench-baseline --bins
+	cargo build --release -p ec2-build-cli --bins
 	LAMBDA_BIN_DIR=$(CARGO_TARGET_DIR)/release $(PY) -m tests.bench $(BENCH_ARGS)
 
 # ---------------------------------------------------------------- packaging and deployment

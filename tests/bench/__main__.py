@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or (None if args.quick or skip else os.path.join(REPO, "BENCHMARKS.md"))
     for b in ("poller", "completion", "keeper") + (() if "cold" in skip else ("bench-baseline",)):
         if not os.access(os.path.join(bin_dir, b), os.X_OK):
-            sys.exit(f"{bin_dir}/{b} missing: build with `cargo build --workspace --bins --release` (make bench does)")
+            sys.exit(f"{bin_dir}/{b} missing: `make bench` builds it")
     info = machine()
     info["binaries"] = bin_dir
     log(f"ec2-build benchmarks — {info['date']}, {info['cpu']}, commit {info['commit']}, binaries {bin_dir}")
