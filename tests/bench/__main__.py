@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_cold: list[coldstart.CliRun] = []
     tps: list[scenarios.Throughput] = []
     among: scenarios.AmongRunning | None = None
+    completion_calls: dict[str, int] = {}
     # The agent checks of the deployed template start after 10 s (a real instance needs longer to
     # boot); here the agent is online at once, so the first wait is shortened to 1 s. This only
     # shortens the (separately reported) acquisition; the transition count is the same.
@@ -263,6 +264,13 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{b.sleep} s build: {b.status}, {len(b.transitions)} transitions, {b.continuation_checks} continuation checks")
         if env:
             durations_inv = scenarios.invocation_durations(env)
+            # Every call of the completion function in sections 1-2 (polls and the metrics' lookups
+            # included, which name no build), for the quota model's builds ending.
+            ended = [b for b in builds + long_builds if b.status]
+            if ended:
+                completion_calls = {"builds": len(ended)}
+                for c in env.proxies["CompletionFunction"].snapshot():
+                    completion_calls[c.operation] = completion_calls.get(c.operation, 0) + 1
     finally:
         if env:
             env.close()
@@ -282,11 +290,12 @@ def main(argv: list[str] | None = None) -> int:
         with open(os.path.join(os.environ.get("TMPDIR", "/tmp"), raw), "wb") as f:
             pickle.dump({"info": info, "builds": builds, "long_builds": long_builds, "inv": durations_inv, "cold": cold,
                          "cli_cold": cli_cold, "tps": tps, "context": context, "args": args, "reps": reps,
-                         "elapsed": time.monotonic() - t_start, "faults": fault_res, "among": among}, f)
+                         "elapsed": time.monotonic() - t_start, "faults": fault_res, "among": among,
+                         "completion_calls": completion_calls}, f)
     except Exception as e:  # noqa: BLE001
         log(f"(raw results not saved: {e})")
     text = render(info, builds, long_builds, durations_inv, cold, tps, context, args, reps, time.monotonic() - t_start, fault_res,
-                  cli_cold, among)
+                  cli_cold, among, completion_calls)
     print(text)
     if output:
         with open(output, "w") as f:
@@ -299,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
 def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], inv: dict[str, list[tuple[str, float]]],
            cold: dict[str, list[coldstart.ColdStart]], tps: list[scenarios.Throughput], context: dict[str, float],
            args: argparse.Namespace, reps: int, elapsed: float, fault_res: faults.Faults | None = None,
-           cli_cold: list[coldstart.CliRun] | None = None, among: scenarios.AmongRunning | None = None) -> str:
+           cli_cold: list[coldstart.CliRun] | None = None, among: scenarios.AmongRunning | None = None,
+           completion_calls: dict[str, int] | None = None) -> str:
     L: list[str] = []
     add = L.append
     skip = skipped_sections(args)
@@ -663,7 +673,7 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
     begin()
     refresh = held_job_refresh_seconds()
     burst = next((t for t in tps if t.jobs == quota.BURST and t.state_machine == "parked stand-in"), None)
-    rows = quota.model(burst, among, builds, refresh) if burst and among else []
+    rows = quota.model(burst, among, completion_calls or {}, refresh) if burst and among else []
     quota.quota_section(add, rows, refresh)
     end("throughput" in skip)
     # summary

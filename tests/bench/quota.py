@@ -8,7 +8,7 @@ import math
 import statistics
 from typing import Any
 
-from .scenarios import AmongRunning, Build, Throughput
+from .scenarios import AmongRunning, Throughput
 
 # Step Functions default API quotas (token bucket: refill per second, bucket), us-east-1 and the
 # other large regions (Step Functions developer guide, "Quotas", API action throttling).
@@ -77,11 +77,13 @@ def among_running_section(add: Any, res: AmongRunning | None) -> None:
     add("")
 
 
-def model(tp: Throughput | None, res: AmongRunning | None, builds: list[Build], refresh_seconds: int) -> list[dict[str, Any]]:
+def model(tp: Throughput | None, res: AmongRunning | None, completion_calls: dict[str, int],
+          refresh_seconds: int) -> list[dict[str, Any]]:
     """Calls per second for RUNNING builds (scheduled sweeps: refreshes spread over
     `refresh_seconds`, plus once-a-sweep pages), for a burst of BURST starts within BURST_SECONDS
-    (the whole-burst calls of section 4), and for the running builds ending (section 1's
-    completion calls per build, RUNNING builds of BUILD_MINUTES on average)."""
+    (the whole-burst calls of section 4), and for the running builds ending (every call of the
+    completion function in sections 1-2 per build it saw end, `completion_calls["builds"]`;
+    RUNNING builds of BUILD_MINUTES on average)."""
     rows: dict[str, dict[str, float]] = {}
 
     def add(op: str, column: str, rate: float) -> None:
@@ -96,12 +98,10 @@ def model(tp: Throughput | None, res: AmongRunning | None, builds: list[Build], 
     if tp and tp.burst_calls:
         for op, n in tp.burst_calls.items():
             add(op, "burst", n / tp.jobs * BURST / BURST_SECONDS)
-    ok = [b for b in builds if b.status == "Succeeded" and b.calls.get("CompletionFunction")]
-    if ok:
-        ops = {op for b in ok for op in b.calls["CompletionFunction"]}
-        for op in ops:
-            per_build = statistics.mean(b.calls["CompletionFunction"].get(op, 0) for b in ok)
-            add(op, "ending", per_build * RUNNING / (BUILD_MINUTES * 60))
+    ended = completion_calls.get("builds", 0)
+    for op, n in completion_calls.items():
+        if op != "builds" and ended:
+            add(op, "ending", n / ended * RUNNING / (BUILD_MINUTES * 60))
     out = []
     for op, r in sorted(rows.items()):
         total = r["running"] + r["burst"] + r["ending"]
@@ -152,8 +152,11 @@ def quota_section(add: Any, rows: list[dict[str, Any]], refresh_seconds: int) ->
     add("Method: *running builds* scales the per-build calls of section 4's refresh sweep (every held job due) to "
         f"{RUNNING:,} builds, each refreshed once per {refresh_seconds} s (the template's HELD_JOB_REFRESH_SECONDS), plus "
         "ListExecutions (1,000 executions a page) and the held-jobs Scan (items under 400 bytes, 1 MB a page) once per sweep; "
-        "*burst* is the whole-burst calls per job of section 4's 1,000-job row times 1,000 over 60 s; *ending* is section 1's "
-        "completion-function calls per build times the rate at which the running builds end. CodePipeline publishes no quota "
+        "*burst* is the whole-burst calls per job of section 4's 1,000-job row times 1,000 over 60 s; *ending* is every call "
+        "of the completion function in sections 1 and 2 (its polls and the build metrics' lookups included) per build that "
+        "ended there, times the rate at which the running builds end. In section 1 a build ends seconds after it starts, "
+        "before any scheduled sweep held its continuation job, so the completion function polls for it; a held job would "
+        "be answered without a poll. CodePipeline publishes no quota "
         "for its job API (marked unpublished). Not in the table: the state machine's own calls per build (RunInstances, "
         "DescribeInstanceInformation, SendCommand, TerminateInstances; section 2's states): EC2 launches draw on the account's "
         "RunInstances resource bucket (1,000 instances, refilled at 2 per second; EC2 API reference, \"Request throttling\"), "
