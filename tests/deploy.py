@@ -157,7 +157,7 @@ class Deployment:
         return [i for r in found["Reservations"] for i in r["Instances"]]
 
     def held_jobs(self) -> dict[str, dict[str, str]]:
-        """The held-jobs table: execution ARN -> {job_id, token, held_at}."""
+        """The held-jobs table: execution ARN -> {job_id, token, held_at_ms}."""
         items = self.stack.client("dynamodb").scan(TableName=self.values["HeldJobsTable"])["Items"]
         return {i["execution_arn"]["S"]: {k: next(iter(x.values())) for k, x in i.items()} for i in items}
 

@@ -41,8 +41,10 @@ def test_a_held_job_gets_the_result_from_the_completion_function_without_a_poll(
         pass
     action = e2e.wait_final(p)
     assert action["status"] == "Succeeded", action
-    mine = [i for i in e2e.dep.completion.invocations
-            if i.event.get("detail", {}).get("executionArn") == d["executionArn"] and i.result]
+    # The invocation ends after the answer (its build metrics come last): wait for its response.
+    mine = wait_until(lambda: [i for i in e2e.dep.completion.invocations
+                               if i.event.get("detail", {}).get("executionArn") == d["executionArn"] and i.result],
+                      20, interval=0.2, what="the completion function's response")
     assert [i.result["action"] for i in mine] == ["reported-held"], [i.result for i in mine]
     assert mine[0].result["jobs"]["succeeded"] == 1
     jobs = {j["id"]: j for j in e2e.stack.jobs(p)}

@@ -1,8 +1,9 @@
 //! The held-jobs table in DynamoDB: one item per build execution.
 //!
-//! Item: `execution_arn` (S, partition key), `job_id` (S), `token` (S), `held_at` (N, seconds
-//! since the epoch) and `expires_at` (N, the table's TTL attribute: a record nobody forgot, for
-//! an execution that is long gone, disappears by itself). docs/contracts.md describes it.
+//! Item: `execution_arn` (S, partition key), `job_id` (S), `token` (S), `held_at_ms` (N,
+//! milliseconds since the epoch) and `expires_at` (N, seconds since the epoch: the table's TTL
+//! attribute, so a record nobody forgot, of an execution long gone, disappears by itself).
+//! docs/contracts.md describes it.
 
 use crate::error::service_error;
 use async_trait::async_trait;
@@ -49,21 +50,31 @@ fn held_job(item: &HashMap<String, AttributeValue>) -> Option<HeldJob> {
         execution_arn: text("execution_arn")?,
         job_id: text("job_id")?,
         token: text("token")?,
-        held_at: item.get("held_at")?.as_n().ok()?.parse().ok()?,
+        held_at_ms: item.get("held_at_ms")?.as_n().ok()?.parse().ok()?,
     })
 }
 
 #[async_trait]
 impl HeldJobs for DynamoDbHeldJobs {
     async fn hold(&self, job: &HeldJob) -> Result<(), ServiceError> {
+        // Only over an older hold: a write delayed past its client's timeout (whose job was then
+        // answered instead, queueing a successor) must not replace the successor's record. A
+        // retry of the same write has the same time and goes through.
         self.client
             .put_item()
             .table_name(&self.table)
             .item("execution_arn", string(&job.execution_arn))
             .item("job_id", string(&job.job_id))
             .item("token", string(&job.token))
-            .item("held_at", number(job.held_at))
-            .item("expires_at", number(job.held_at + RECORD_LIFETIME_SECONDS))
+            .item("held_at_ms", number(job.held_at_ms))
+            .item(
+                "expires_at",
+                number(job.held_at_ms / 1000 + RECORD_LIFETIME_SECONDS),
+            )
+            .condition_expression(
+                "attribute_not_exists(execution_arn) OR held_at_ms <= :held_at_ms",
+            )
+            .expression_attribute_values(":held_at_ms", number(job.held_at_ms))
             .send()
             .await
             .map_err(|e| service_error(SERVICE, "PutItem", e))?;

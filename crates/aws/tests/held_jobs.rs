@@ -20,7 +20,7 @@ fn held(job_id: &str) -> HeldJob {
         execution_arn: EXEC.into(),
         job_id: job_id.into(),
         token: format!("{EXEC}|RunBuild"),
-        held_at: 1_000,
+        held_at_ms: 1_000,
     }
 }
 
@@ -32,22 +32,33 @@ fn item(job: &HeldJob) -> HashMap<String, AttributeValue> {
         ),
         ("job_id".into(), AttributeValue::S(job.job_id.clone())),
         ("token".into(), AttributeValue::S(job.token.clone())),
-        ("held_at".into(), AttributeValue::N(job.held_at.to_string())),
+        (
+            "held_at_ms".into(),
+            AttributeValue::N(job.held_at_ms.to_string()),
+        ),
     ])
 }
 
 #[tokio::test]
-async fn hold_writes_the_record_with_its_expiry() {
+async fn hold_writes_the_record_with_its_expiry_only_over_an_older_hold() {
     let expected = {
         let mut item = item(&held("c-1"));
         item.insert(
             "expires_at".into(),
-            AttributeValue::N((1_000 + RECORD_LIFETIME_SECONDS).to_string()),
+            AttributeValue::N((1 + RECORD_LIFETIME_SECONDS).to_string()),
         );
         item
     };
     let put = mock!(aws_sdk_dynamodb::Client::put_item)
-        .match_requests(move |r| r.table_name() == Some(TABLE) && r.item() == Some(&expected))
+        .match_requests(move |r| {
+            r.table_name() == Some(TABLE)
+                && r.item() == Some(&expected)
+                && r.condition_expression()
+                    == Some("attribute_not_exists(execution_arn) OR held_at_ms <= :held_at_ms")
+                && r.expression_attribute_values()
+                    .and_then(|v| v.get(":held_at_ms"))
+                    == Some(&AttributeValue::N("1000".into()))
+        })
         .then_output(|| PutItemOutput::builder().build());
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&put]);
     DynamoDbHeldJobs::new(client, TABLE)

@@ -1,7 +1,7 @@
 //! The decisions of job handling, the sweep and completion, against in-memory fakes of
 //! CodePipeline, Step Functions and EC2.
 
-use ec2_build_core::model::{epoch_now, HeldJob};
+use ec2_build_core::model::{epoch_now_ms, HeldJob};
 use ec2_build_core::model::{FailureKind, SkipReason};
 use ec2_build_core::testing::{
     self, continuation_job, new_job, Answer, FakeHeldJobs, FakePipeline, FakeSteps, Fakes,
@@ -54,14 +54,14 @@ impl Harness {
             .unwrap()
     }
 
-    /// Records `job_id` as held for the build `name`, with `token`, held at `held_at`.
-    fn hold(&self, name: &str, job_id: &str, token: &str, held_at: u64) {
+    /// Records `job_id` as held for the build `name`, with `token`, held at `held_at_ms`.
+    fn hold(&self, name: &str, job_id: &str, token: &str, held_at_ms: u64) {
         self.pipeline().mark_in_progress(job_id);
         self.held().insert(HeldJob {
             execution_arn: self.steps().arn(name),
             job_id: job_id.into(),
             token: token.into(),
-            held_at,
+            held_at_ms,
         });
     }
 
@@ -226,7 +226,7 @@ async fn a_held_job_is_left_alone_until_its_refresh_is_due() {
     h.steps()
         .set("job-1", ExecutionStatus::Running, None, None, None);
     let arn = h.steps().arn("job-1");
-    h.hold("job-1", "c-1", &arn, epoch_now());
+    h.hold("job-1", "c-1", &arn, epoch_now_ms());
     let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     assert!(summary.outcomes.is_empty(), "{:?}", summary.outcomes);
     assert!(h.pipeline().answers().is_empty());
@@ -274,7 +274,7 @@ async fn a_held_job_due_for_refresh_is_answered_with_progress_and_its_successor_
     // meanwhile, which the summary says.
     *h.steps().restarts.lock().unwrap() = 1;
     h.held().insert(HeldJob {
-        held_at: 0,
+        held_at_ms: 0,
         ..successor.clone()
     });
     h.refreshing_sweep().await;
@@ -339,7 +339,7 @@ async fn a_held_job_whose_build_ended_unreported_gets_its_result_from_the_schedu
         Some("BuildFailed"),
         Some("boom"),
     );
-    h.hold("job-1", "c-1", &format!("{arn}|RunBuild"), epoch_now());
+    h.hold("job-1", "c-1", &format!("{arn}|RunBuild"), epoch_now_ms());
     let summary = h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     assert!(matches!(
         h.pipeline().answer_for("c-1"),
@@ -359,7 +359,7 @@ async fn a_held_job_whose_build_cannot_be_read_stays_held() {
     let arn = h.steps().arn("job-1");
     h.steps()
         .set("job-1", ExecutionStatus::Failed, None, None, None);
-    h.hold("job-1", "c-1", &arn, epoch_now());
+    h.hold("job-1", "c-1", &arn, epoch_now_ms());
     *h.steps().failing_describes.lock().unwrap() = 1;
     h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     assert!(h.pipeline().answers().is_empty());
@@ -959,7 +959,7 @@ async fn completion_whose_continuation_job_could_not_be_answered_does_not_claim_
 async fn completion_answers_the_held_job_without_polling() {
     let h = handler(FakePipeline::default());
     let arn = h.steps().arn("job-1");
-    h.hold("job-1", "c-1", &format!("{arn}|RunBuild"), epoch_now());
+    h.hold("job-1", "c-1", &format!("{arn}|RunBuild"), epoch_now_ms());
     let summary = succeed_and_finish(&h).await;
     assert_eq!(summary.reported, Reported::HeldJob);
     assert!(matches!(
@@ -984,7 +984,7 @@ async fn completion_with_an_out_of_date_held_record_polls_for_the_current_job() 
         execution_arn: arn.clone(),
         job_id: "c-answered".into(),
         token: arn.clone(),
-        held_at: 0,
+        held_at_ms: 0,
     });
     h.pipeline().queue(continuation_job("c-2", &arn));
     let summary = succeed_and_finish(&h).await;
@@ -1021,5 +1021,32 @@ async fn completion_holds_other_builds_continuation_jobs_it_polls() {
     assert_eq!(
         h.held().records()[&h.steps().arn("other")].job_id,
         "c-other"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repeated_completion_event_polls_once_when_the_held_job_was_already_answered() {
+    // The first event's invocation answered the held job with the result; the repeated event
+    // finds the record (not yet forgotten) answered before: one more poll, not the full search.
+    let h = handler(FakePipeline::default());
+    let arn = h.steps().arn("job-1");
+    h.held().insert(HeldJob {
+        execution_arn: arn.clone(),
+        job_id: "c-done".into(),
+        token: arn.clone(),
+        held_at_ms: 0,
+    });
+    let summary = succeed_and_finish(&h).await;
+    assert_eq!(summary.reported, Reported::LeftToSweep);
+    let polls = h
+        .pipeline()
+        .calls()
+        .iter()
+        .filter(|c| **c == "PollForJobs")
+        .count();
+    assert_eq!(polls, 1, "{:?}", h.pipeline().calls());
+    assert!(
+        h.held().records().is_empty(),
+        "the answered record is forgotten"
     );
 }

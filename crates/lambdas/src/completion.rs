@@ -9,6 +9,10 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::info;
 
+/// Time the build metrics' two lookups may take (both stalled to the SDK's 12 s operation
+/// timeout) plus a margin.
+const METRICS_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How the invocation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -43,7 +47,8 @@ pub async fn handle<P: CodePipeline, S: StepFunctions, H: HeldJobs, I: Instances
     event: LambdaEvent<Value>,
     completion: &Completion<P, S, H, I>,
 ) -> Result<CompletionResponse, FunctionError> {
-    let time_left = time_left(event.context.deadline);
+    let event_deadline = event.context.deadline;
+    let time_left = time_left(event_deadline);
     let envelope = parse_envelope(event.payload)?;
     let settings = completion.worker().settings();
     let ended =
@@ -60,8 +65,13 @@ pub async fn handle<P: CodePipeline, S: StepFunctions, H: HeldJobs, I: Instances
             CompletionTrigger::Finished(ended) => ended,
         };
     let summary = completion.finish(&ended, time_left).await?;
-    // The build's metrics (crate::metrics), after its result and its release.
-    crate::metrics::record_finished_build(completion.worker(), &ended).await;
+    // The build's metrics (crate::metrics), after its result and its release, and only with the
+    // time their two calls may take left: a timeout here would make Lambda retry the event.
+    if crate::time_left(event_deadline) >= METRICS_TIME {
+        crate::metrics::record_finished_build(completion.worker(), &ended).await;
+    } else {
+        tracing::warn!("no build metrics: too little time left in the invocation");
+    }
     let action = match summary.reported {
         Reported::HeldJob => CompletionAction::ReportedHeld,
         Reported::ContinuationJob => CompletionAction::ReportedContinuation,

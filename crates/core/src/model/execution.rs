@@ -68,9 +68,14 @@ pub fn seconds_since(epoch_seconds: u64) -> u64 {
 
 /// Now, in seconds since the epoch, by this machine's clock.
 pub fn epoch_now() -> u64 {
+    epoch_now_ms() / 1000
+}
+
+/// Now, in milliseconds since the epoch, by this machine's clock.
+pub fn epoch_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// One event of an execution's history (GetExecutionHistory), as far as the build timeline reads

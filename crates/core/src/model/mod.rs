@@ -12,7 +12,8 @@ pub mod trigger;
 
 pub use error::{ConfigError, EventError, JobDataError, ServiceError, SettingsError};
 pub use execution::{
-    epoch_now, seconds_since, ExecutionDescription, ExecutionEnded, ExecutionStatus, HistoryEvent,
+    epoch_now, epoch_now_ms, seconds_since, ExecutionDescription, ExecutionEnded, ExecutionStatus,
+    HistoryEvent,
 };
 pub use fleet::{ActionExecution, ActionStatus, BuildInstance, BuildTags, InstanceState};
 pub use job::{AckStatus, Artifact, ArtifactLocation, Job, JobData, PipelineContext};

@@ -59,8 +59,8 @@ pub struct HeldJob {
     pub job_id: String,
     /// The job's continuation token, as CodePipeline gave it.
     pub token: String,
-    /// When it was held, seconds since the epoch.
-    pub held_at: u64,
+    /// When it was held, milliseconds since the epoch: a hold replaces only an older one.
+    pub held_at_ms: u64,
 }
 
 #[cfg(test)]

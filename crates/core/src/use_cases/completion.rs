@@ -111,7 +111,9 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs, I: Instances> Completion<P,
         let running = RunningBuilds::NotChecked {
             ended: Some(&ended.execution_arn),
         };
-        for attempt in 0..settings.completion_poll_attempts {
+        let mut attempts = settings.completion_poll_attempts;
+        let mut attempt = 0;
+        while attempt < attempts {
             let wait = if attempt == 0 { Duration::ZERO } else { delay };
             if !deadline.allows_round_after(wait)
                 || deadline.remaining() < wait + self.worker.batch_time()
@@ -123,11 +125,26 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs, I: Instances> Completion<P,
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
-            if self.answer_held(ended, summary).await {
-                summary.reported = Reported::HeldJob;
-                return Ok(());
-            }
+            attempt += 1;
+            // The round, and its time, start with the held record: its calls count against
+            // the time the poll after it needs.
             let round_started = Instant::now();
+            match self.answer_held(ended, summary).await {
+                HeldAnswer::Settled => {
+                    summary.reported = Reported::HeldJob;
+                    return Ok(());
+                }
+                // The recorded job was answered before: by a progress refresh (its successor
+                // is queued, this round's poll finds it) or with the result (a repeated event).
+                // Either way this round's poll is the last.
+                HeldAnswer::AnsweredBefore => attempts = attempts.min(attempt),
+                HeldAnswer::NotHeld => {}
+            }
+            if deadline.remaining() < self.worker.batch_time() {
+                info!(attempt, "no time left to poll after reading the held job");
+                deadline.record_round(round_started.elapsed());
+                break;
+            }
             let jobs = match self.worker.poll().await {
                 Ok(jobs) => jobs,
                 Err(e) => {
@@ -179,22 +196,32 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs, I: Instances> Completion<P,
         Ok(())
     }
 
-    /// Answers the execution's held job, if one is recorded; true once the job has its final
-    /// answer. A record that is out of date (its job answered by a progress refresh meanwhile)
-    /// is forgotten, and the search goes on.
-    async fn answer_held(&self, ended: &ExecutionEnded, summary: &mut CompletionSummary) -> bool {
+    /// Answers the execution's held job, if one is recorded. A record that is out of date (its
+    /// job answered before) is forgotten, and the search goes on.
+    async fn answer_held(
+        &self,
+        ended: &ExecutionEnded,
+        summary: &mut CompletionSummary,
+    ) -> HeldAnswer {
         let held = match self.worker.held_jobs().held_for(&ended.execution_arn).await {
             Ok(Some(held)) => held,
-            Ok(None) => return false,
+            Ok(None) => return HeldAnswer::NotHeld,
             Err(e) => {
                 warn!(error = %e, "the held job cannot be read; polling instead");
-                return false;
+                return HeldAnswer::NotHeld;
             }
         };
         let outcome = self.worker.answer_held(&held, None).await;
-        let settled = outcome.is_final_answer();
+        let answer = match &outcome {
+            o if o.is_final_answer() => HeldAnswer::Settled,
+            JobOutcome::Skipped {
+                reason: SkipReason::AlreadyAnswered,
+                ..
+            } => HeldAnswer::AnsweredBefore,
+            _ => HeldAnswer::NotHeld,
+        };
         summary.outcomes.push(outcome);
-        settled
+        answer
     }
 
     async fn release(&self, ended: &ExecutionEnded) -> Result<Vec<String>, CompletionError> {
@@ -211,6 +238,16 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs, I: Instances> Completion<P,
         }
         Ok(released)
     }
+}
+
+/// What became of the execution's held job.
+enum HeldAnswer {
+    /// Answered with the result here.
+    Settled,
+    /// The recorded job had been answered before.
+    AnsweredBefore,
+    /// None recorded, or it could not be read or answered now.
+    NotHeld,
 }
 
 /// The job has its final answer, from this worker or another one.

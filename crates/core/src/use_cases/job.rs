@@ -4,7 +4,7 @@
 use crate::input::ExecutionInput;
 use crate::model::AckStatus;
 use crate::model::{
-    epoch_now, seconds_since, ContinuationToken, ExecutionDescription, ExecutionStatus, HeldJob,
+    epoch_now_ms, seconds_since, ContinuationToken, ExecutionDescription, ExecutionStatus, HeldJob,
     Job, JobOutcome, JobReport, ServiceError, SkipReason,
 };
 use crate::ports::{CodePipeline, HeldJobs, StepFunctions};
@@ -254,7 +254,7 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> JobWorker<P, S, H> {
             execution_arn: token.execution_arn.clone(),
             job_id: job_id.to_string(),
             token: token.to_string(),
-            held_at: epoch_now(),
+            held_at_ms: epoch_now_ms(),
         };
         match self.held.hold(&held).await {
             Ok(()) => {

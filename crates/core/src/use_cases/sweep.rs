@@ -1,6 +1,6 @@
 //! The sweep: poll for jobs and handle each, as far as the trigger asks and time allows.
 
-use super::deadline::Deadline;
+use super::deadline::{Deadline, DEADLINE_RESERVE};
 use super::job::{JobWorker, RunningBuilds, JOB_TIME_RESERVE};
 use crate::model::{
     seconds_since, ContinuationToken, HeldJob, Job, JobOutcome, ServiceError, SweepScope,
@@ -11,6 +11,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{info, warn};
+
+/// Beyond [`JOB_TIME_RESERVE`], what answering a held job may need: a third call stalled to the
+/// SDK's operation timeout (describe, answer, forget).
+const HELD_ANSWER_STALL: Duration = Duration::from_secs(12);
 
 /// What one sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,11 +47,12 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> Sweep<P, S, H> {
         &self.worker
     }
 
-    /// The scheduled sweep ([`SweepScope::AllJobs`]) first lists the RUNNING executions and
-    /// answers the held jobs that are due ([`Self::answer_due_held_jobs`]). Then every sweep
-    /// polls batch after batch while batches come back full (at most `poll_max_rounds`); every
-    /// polled job is handled, and a continuation job of a running build is held, which takes
-    /// it out of the queue. The sweep stops early:
+    /// Polls batch after batch while batches come back full (at most `poll_max_rounds`); every
+    /// polled job is handled, and a continuation job of a running build is held, which takes it
+    /// out of the queue. The scheduled sweep ([`SweepScope::AllJobs`]) first lists the RUNNING
+    /// executions, and after its polls answers the held jobs that are due
+    /// ([`Self::answer_due_held_jobs`]) with the time left, then polls once more for the
+    /// continuation jobs its progress answers queued. Polling stops early:
     /// - after a batch holding a continuation job of a build it already handled (one it could
     ///   not hold and answered instead), so a build is not re-checked in a loop;
     /// - for [`SweepScope::NewJobs`], after a batch without a new job once it has found one;
@@ -59,22 +64,44 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> Sweep<P, S, H> {
         scope: SweepScope,
         time_left: Duration,
     ) -> Result<SweepSummary, SweepError> {
-        let settings = self.worker.settings();
         let mut deadline = Deadline::new(time_left);
         let mut summary = SweepSummary::default();
-        let mut seen_builds = HashSet::new();
-        let mut found_new_job = false;
         // The scheduled sweep lists the running executions once, so a held job costs no Step
         // Functions call per build (ListExecutions pages hold 1,000).
         let listed = match scope {
             SweepScope::AllJobs => self.list_running().await,
             SweepScope::NewJobs => None,
         };
+        self.poll_batches(scope, listed.as_ref(), &mut deadline, &mut summary)
+            .await?;
         if let Some(listed) = &listed {
             let answered = self.answer_due_held_jobs(listed, &deadline).await;
+            let continued = answered
+                .iter()
+                .any(|o| matches!(o, JobOutcome::Continued { .. }));
             summary.outcomes.extend(answered);
+            if continued {
+                self.poll_batches(scope, Some(listed), &mut deadline, &mut summary)
+                    .await?;
+            }
         }
-        while summary.polls < settings.poll_max_rounds {
+        Ok(summary)
+    }
+
+    /// The poll loop of [`Self::run`]; an error only when the sweep's very first poll failed.
+    async fn poll_batches(
+        &self,
+        scope: SweepScope,
+        listed: Option<&HashMap<String, Option<u64>>>,
+        deadline: &mut Deadline,
+        summary: &mut SweepSummary,
+    ) -> Result<(), SweepError> {
+        let settings = self.worker.settings();
+        let first_poll = summary.polls == 0;
+        let mut rounds = 0;
+        let mut seen_builds = HashSet::new();
+        let mut found_new_job = false;
+        while rounds < settings.poll_max_rounds {
             // A polled job must be acknowledged in time to be started and answered: poll only
             // with that time left, and after a first batch only if another one fits as well.
             let fits = deadline.remaining() >= self.worker.batch_time()
@@ -89,16 +116,17 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> Sweep<P, S, H> {
             let batch_started = Instant::now();
             let jobs = match self.worker.poll().await {
                 Ok(jobs) => jobs,
-                Err(e) if summary.polls == 0 => return Err(SweepError::Poll(e)),
+                Err(e) if first_poll && rounds == 0 => return Err(SweepError::Poll(e)),
                 Err(e) => {
                     warn!(error = %e, "PollForJobs failed after the first batch; the next sweep continues");
                     break;
                 }
             };
+            rounds += 1;
             summary.polls += 1;
             let full = jobs.len() as u32 >= settings.poll_batch_size;
             let batch = BatchKinds::of(&jobs, &mut seen_builds);
-            let running = match (scope, &listed) {
+            let running = match (scope, listed) {
                 (SweepScope::NewJobs, _) => RunningBuilds::NotChecked { ended: None },
                 (SweepScope::AllJobs, Some(map)) => RunningBuilds::Listed(map),
                 (SweepScope::AllJobs, None) => RunningBuilds::Unknown,
@@ -116,13 +144,15 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> Sweep<P, S, H> {
                 break;
             }
         }
-        Ok(summary)
+        Ok(())
     }
 
     /// Answers the held jobs that are due: every one whose build is not in `listed` (it ended,
-    /// and its completion event may be lost: the job gets its final result), and every one held
-    /// for `held_job_refresh` or longer (fresh progress). Stops taking more once the time left
-    /// is what the poll after it needs; the rest wait for the next sweep.
+    /// and its completion event may be lost; described first, so a build started after the
+    /// listing gets progress, an ended one its final result), and every one held for
+    /// `held_job_refresh` or longer (fresh progress). Takes no more once the time left is what
+    /// an answer may need (three calls stalled to the SDK's operation timeout) plus the
+    /// reserve; the rest wait for the next sweep, still held.
     async fn answer_due_held_jobs(
         &self,
         listed: &HashMap<String, Option<u64>>,
@@ -139,14 +169,15 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> Sweep<P, S, H> {
         let due: Vec<HeldJob> = held
             .into_iter()
             .filter(|h| {
-                !listed.contains_key(&h.execution_arn) || seconds_since(h.held_at) >= refresh
+                !listed.contains_key(&h.execution_arn)
+                    || seconds_since(h.held_at_ms / 1000) >= refresh
             })
             .collect();
         if due.is_empty() {
             return Vec::new();
         }
         info!(due = due.len(), "answering held jobs");
-        let reserve = self.worker.batch_time() + JOB_TIME_RESERVE;
+        let reserve = JOB_TIME_RESERVE + DEADLINE_RESERVE + HELD_ANSWER_STALL;
         stream::iter(due)
             .map(|held| async move {
                 if deadline.remaining() < reserve {
