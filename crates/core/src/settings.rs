@@ -1,5 +1,6 @@
 //! Lambda settings, read from environment variables (see docs/contracts.md).
 
+use crate::model::pool::{parse_pools, PoolSpec};
 use crate::model::SettingsError;
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ pub struct Settings {
     /// with fresh progress (which queues the next continuation job, held again at its next poll);
     /// 0 refreshes at every scheduled sweep.
     pub held_job_refresh: Duration,
+    /// The stack's warm pools (`POOLS`, the stack parameter `Pools`); empty when there are none.
+    pub pools: Vec<PoolSpec>,
 }
 
 impl Settings {
@@ -82,6 +85,7 @@ impl Settings {
                 0,
                 3000,
             )?),
+            pools: pools(&var)?,
         })
     }
 
@@ -102,6 +106,14 @@ impl Settings {
             r = self.console_region
         )
     }
+}
+
+/// `POOLS`: the pool declarations (JSON, docs/contracts.md); unset or blank for none.
+fn pools(var: &impl Fn(&str) -> Option<String>) -> Result<Vec<PoolSpec>, SettingsError> {
+    parse_pools(&var("POOLS").unwrap_or_default()).map_err(|e| SettingsError {
+        name: "POOLS",
+        problem: e.to_string(),
+    })
 }
 
 /// What the keeper needs beyond [`Settings`].

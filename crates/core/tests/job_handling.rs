@@ -135,6 +135,26 @@ async fn invalid_configuration_fails_the_job_and_starts_nothing() {
 }
 
 #[tokio::test]
+async fn an_action_naming_an_unknown_pool_fails_with_the_pools_declared() {
+    let h = handler(FakePipeline::with_jobs(vec![new_job(
+        "job-1",
+        &[("Pool", "nightly")],
+    )]));
+    h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
+    assert_eq!(h.steps().count(), 0);
+    let Some(Answer::Failure(report)) = h.pipeline().answer_for("job-1") else {
+        panic!()
+    };
+    assert_eq!(report.kind, FailureKind::ConfigurationError);
+    assert!(
+        report.message.contains("Pool") && report.message.contains("nightly"),
+        "{}",
+        report.message
+    );
+    assert!(report.message.contains("Pools"), "{}", report.message);
+}
+
+#[tokio::test]
 async fn job_owned_by_another_worker_is_left_alone() {
     let pipeline = FakePipeline::with_jobs(vec![new_job("job-1", &[])]);
     pipeline.foreign_jobs.lock().unwrap().insert("job-1".into());
