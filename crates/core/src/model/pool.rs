@@ -15,6 +15,9 @@ pub const DEFAULT_MAX_AGE_HOURS: u32 = 24;
 /// Default `MaxBuilds`: a `reuse: always` instance that served this many builds is replaced.
 pub const DEFAULT_MAX_BUILDS: u32 = 20;
 
+/// Warm-up documents are named with this prefix: the workflows may run only those.
+pub const WARM_UP_DOCUMENT_PREFIX: &str = "ec2-build-";
+
 /// How a ready pool instance waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolMode {
@@ -71,7 +74,8 @@ pub struct PoolSpec {
     pub max_age_hours: u32,
     /// A `reuse: always` instance that served this many builds is replaced.
     pub max_builds: u32,
-    /// SSM Command document run once when an instance is prepared; empty for none.
+    /// SSM Command document (named `ec2-build-*`) run once when an instance is prepared; empty
+    /// for none.
     pub warm_up_document: String,
 }
 
@@ -240,7 +244,8 @@ fn validate(index: usize, raw: RawPool) -> Result<PoolSpec, PoolsError> {
     }
     let warm_up_document = raw.warm_up_document.unwrap_or_default();
     let document_ok = warm_up_document.is_empty()
-        || ((3..=128).contains(&warm_up_document.len())
+        || (warm_up_document.starts_with(WARM_UP_DOCUMENT_PREFIX)
+            && warm_up_document.len() <= 128
             && warm_up_document
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)));
@@ -248,7 +253,7 @@ fn validate(index: usize, raw: RawPool) -> Result<PoolSpec, PoolsError> {
         return Err(err(
             "WarmUpDocument",
             format!("is {:?}, not an SSM document name", shorten(&warm_up_document)),
-            "give the name of an SSM Command document in this account and region (3 to 128 letters, digits, _ . -), or leave it out",
+            "give the name of an SSM Command document in this account and region that starts with ec2-build- (the only documents the stack may run; up to 128 letters, digits, _ . -), or leave it out",
         ));
     }
     Ok(PoolSpec {
