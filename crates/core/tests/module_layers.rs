@@ -29,10 +29,11 @@ const LAYERS: &[&[&str]] = &[
         "use_cases::sweep",
         "use_cases::completion",
         "use_cases::keeper",
+        "use_cases::pools",
     ],
     &["use_cases"],
     &["testing::fakes"],
-    &["testing::fleet"],
+    &["testing::fleet", "testing::pools"],
     &["testing"],
 ];
 

@@ -3,11 +3,13 @@
 
 pub mod fakes;
 pub mod fleet;
+pub mod pools;
 
 pub use fakes::{
     Answer, FakeHeldJobs, FakePipeline, FakeSteps, HeldJobsFake, PipelineFake, StepsFake,
 };
 pub use fleet::{build_tags, FakeInstances, InstancesFake};
+pub use pools::{FakePoolRegistry, PoolRegistryFake};
 
 use crate::model::{Job, JobData};
 use crate::settings::{KeeperSettings, Settings};
@@ -154,6 +156,8 @@ impl Fakes {
             KeeperSettings {
                 stack_name: "stack".into(),
                 grace_seconds: 2400,
+                pools: Vec::new(),
+                subnet_ids: Vec::new(),
             },
         )
     }
