@@ -283,7 +283,7 @@ def run_data(claim: dict[str, Any], ready: int = 0, pool: str | None = "p") -> d
     instance = {"ImageId": "ami-12345678", "InstanceTypes": ["m5.large"]}
     if pool:
         instance["Pool"] = pool
-    return {"Instance": instance, "Run": {"Claim": claim, "Ready": {"Count": ready, "Items": []}}}
+    return {"Instance": instance, "Run": {"Claim": claim, "Ready": {"Count": ready, "Ids": []}}}
 
 
 def test_a_pooled_action_claims_before_launching_and_falls_back_at_once():
