@@ -273,21 +273,20 @@ def deploy(
             TagSpecifications=p.get("TagSpecifications", []),
         )["LaunchTemplate"]["LaunchTemplateId"]
 
+    def definition_substitutions(logical_id: str, overrides: dict[str, str] | None) -> dict[str, str]:
+        """The template's DefinitionSubstitutions of a state machine, plus test overrides of them."""
+        subs = {k: str(x) for k, x in ev.resolve(props(logical_id)["DefinitionSubstitutions"]).items()}
+        unknown = set(overrides or {}) - set(subs)
+        assert not unknown, f"not DefinitionSubstitutions of {logical_id}: {unknown}"
+        return {**subs, **(overrides or {})}
+
     # The state machine, with the template's DefinitionSubstitutions (plus test overrides).
-    sm_props = props("BuildStateMachine")
-    subs = {k: str(x) for k, x in ev.resolve(sm_props["DefinitionSubstitutions"]).items()}
-    unknown = set(substitutions or {}) - set(subs)
-    assert not unknown, f"not DefinitionSubstitutions of the template: {unknown}"
-    subs.update(substitutions or {})
+    subs = definition_substitutions("BuildStateMachine", substitutions)
     sm_name = f"BuildStateMachine-{suffix}"
     arn = create_state_machine(sfn, subs, name=sm_name, role_arn=v["StateMachineRole.Arn"])
     v["BuildStateMachine"], v["BuildStateMachine.Name"] = arn, sm_name
     # The pool preparation workflow, likewise (`prepare_substitutions` shortens its waits).
-    prep_props = props("PoolPreparationStateMachine")
-    prep_subs = {k: str(x) for k, x in ev.resolve(prep_props["DefinitionSubstitutions"]).items()}
-    unknown = set(prepare_substitutions or {}) - set(prep_subs)
-    assert not unknown, f"not DefinitionSubstitutions of the preparation workflow: {unknown}"
-    prep_subs.update(prepare_substitutions or {})
+    prep_subs = definition_substitutions("PoolPreparationStateMachine", prepare_substitutions)
     prep_name = f"PoolPreparationStateMachine-{suffix}"
     v["PoolPreparationStateMachine"] = sfn.create_state_machine(
         name=prep_name, definition=render_definition(prep_subs, PREPARE_ASL),

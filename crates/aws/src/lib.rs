@@ -6,6 +6,7 @@ use aws_config::timeout::TimeoutConfig;
 use std::time::Duration;
 
 mod codepipeline;
+mod dynamodb;
 mod ec2;
 mod error;
 mod fleet;

@@ -2,6 +2,7 @@
 //! registry"). The build and preparation workflows write it through Step Functions' DynamoDB
 //! integration; the keeper reads it and recycles members here, every change conditional.
 
+use crate::dynamodb::{conditional_write, string, SERVICE};
 use crate::error::service_error;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -10,8 +11,6 @@ use ec2_build_core::model::pool::{MemberState, PoolMember};
 use ec2_build_core::model::ServiceError;
 use ec2_build_core::ports::PoolRegistry;
 use std::collections::HashMap;
-
-const SERVICE: &str = "dynamodb";
 
 /// [`PoolRegistry`] over the DynamoDB table.
 #[derive(Clone)]
@@ -27,10 +26,6 @@ impl DynamoDbPoolRegistry {
             table: table.into(),
         }
     }
-}
-
-fn string(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_string())
 }
 
 /// A member read back; `None` for an item that lacks a key or has an unknown state.
@@ -98,24 +93,18 @@ impl PoolRegistry for DynamoDbPoolRegistry {
                 None => condition.push(format!("attribute_not_exists({attribute})")),
             }
         }
-        match request
+        let result = request
             .condition_expression(condition.join(" AND "))
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(service_error(SERVICE, "UpdateItem", e)),
-        }
+            .await;
+        conditional_write("UpdateItem", result, |e| {
+            e.is_conditional_check_failed_exception()
+        })
     }
 
     async fn forget(&self, pool: &str, instance_id: &str) -> Result<(), ServiceError> {
-        match self
+        // A failed condition: gone already (a second keeper run forgot it first).
+        let result = self
             .client
             .delete_item()
             .table_name(&self.table)
@@ -125,17 +114,10 @@ impl PoolRegistry for DynamoDbPoolRegistry {
             .expression_attribute_names("#state", "State")
             .expression_attribute_values(":recycling", string(MemberState::Recycling.as_str()))
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Gone already (a second keeper run forgot it first).
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(service_error(SERVICE, "DeleteItem", e)),
-        }
+            .await;
+        conditional_write("DeleteItem", result, |e| {
+            e.is_conditional_check_failed_exception()
+        })
+        .map(|_| ())
     }
 }

@@ -250,7 +250,11 @@ impl<R: PoolRegistry, S: StepFunctions, F: Fleet> PoolKeeper<R, S, F> {
                 }
             }
         }
-        if let Err(e) = self.fleet.terminate(&[member.instance_id.clone()]).await {
+        if let Err(e) = self
+            .fleet
+            .terminate(std::slice::from_ref(&member.instance_id))
+            .await
+        {
             report
                 .failures
                 .push(format!("TerminateInstances {}: {e}", member.instance_id));
