@@ -59,6 +59,7 @@ test-unit:
 
 lint: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 	npx --no-install asl-validator --json-path statemachine/build.asl.json
+	npx --no-install asl-validator --json-path statemachine/prepare.asl.json
 	$(PY) tests/lint/check_document.py
 	$(PY) tests/lint/check_powershell.py
 	$(VENV)/bin/cfn-lint cloudformation/*.yml

@@ -29,6 +29,7 @@ from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASL = os.path.join(REPO, "statemachine", "build.asl.json")
+PREPARE_ASL = os.path.join(REPO, "statemachine", "prepare.asl.json")
 DOCUMENT = os.path.join(REPO, "ssm-documents", "build.yml")
 ACCOUNT = "123456789012"
 
@@ -44,9 +45,10 @@ def create_build_document(ssm: Any, name: str) -> str:
     return name
 
 
-def render_definition(substitutions: dict[str, str]) -> str:
-    """statemachine/build.asl.json with its ${Placeholders} replaced, as DefinitionSubstitutions do."""
-    with open(ASL) as f:
+def render_definition(substitutions: dict[str, str], path: str = ASL) -> str:
+    """statemachine/build.asl.json (or `path`) with its ${Placeholders} replaced, as
+    DefinitionSubstitutions do."""
+    with open(path) as f:
         text = f.read()
     for key, value in substitutions.items():
         text = text.replace("${" + key + "}", str(value))
@@ -161,6 +163,18 @@ class Deployment:
         items = self.stack.client("dynamodb").scan(TableName=self.values["HeldJobsTable"])["Items"]
         return {i["execution_arn"]["S"]: {k: next(iter(x.values())) for k, x in i.items()} for i in items}
 
+    def pool_registry(self, pool: str | None = None) -> list[dict[str, Any]]:
+        """The pool registry's items (plain values), optionally of one pool, by pool and instance."""
+        items = self.stack.client("dynamodb").scan(TableName=self.values["PoolRegistryTable"], ConsistentRead=True)["Items"]
+        plain = [{k: next(iter(x.values())) for k, x in i.items()} for i in items]
+        return sorted((i for i in plain if pool in (None, i["Pool"])), key=lambda i: (i["Pool"], i["InstanceId"]))
+
+    def preparations(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Executions of the pool preparation workflow, optionally with one status."""
+        sfn = self.stack.client("stepfunctions")
+        kwargs = {"statusFilter": status} if status else {}
+        return sfn.list_executions(stateMachineArn=self.values["PoolPreparationStateMachine"], **kwargs)["executions"]
+
     def execution_arn(self, job_id: str) -> str:
         return self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + job_id
 
@@ -175,6 +189,7 @@ def deploy(
     schedule: bool = True,
     concurrency: int = 1,
     parameters: dict[str, Any] | None = None,
+    prepare_substitutions: dict[str, str] | None = None,
 ) -> Deployment:
     """Create every resource of the template that the local stack can hold, start the two Lambdas
     (real binaries) and route their events. `schedule=False` creates the sweep schedule without its
@@ -219,8 +234,9 @@ def deploy(
     for lid in [k for k, r in res.items() if r["Type"] == "AWS::DynamoDB::Table"]:
         p = props(lid)
         table = f"{name}-{lid}-{suffix}"
+        indexes = {"GlobalSecondaryIndexes": p["GlobalSecondaryIndexes"]} if p.get("GlobalSecondaryIndexes") else {}
         dynamodb.create_table(TableName=table, BillingMode=p["BillingMode"],
-                              AttributeDefinitions=p["AttributeDefinitions"], KeySchema=p["KeySchema"])
+                              AttributeDefinitions=p["AttributeDefinitions"], KeySchema=p["KeySchema"], **indexes)
         ttl = p.get("TimeToLiveSpecification")
         if ttl:
             dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification=ttl)
@@ -257,15 +273,25 @@ def deploy(
             TagSpecifications=p.get("TagSpecifications", []),
         )["LaunchTemplate"]["LaunchTemplateId"]
 
+    def definition_substitutions(logical_id: str, overrides: dict[str, str] | None) -> dict[str, str]:
+        """The template's DefinitionSubstitutions of a state machine, plus test overrides of them."""
+        subs = {k: str(x) for k, x in ev.resolve(props(logical_id)["DefinitionSubstitutions"]).items()}
+        unknown = set(overrides or {}) - set(subs)
+        assert not unknown, f"not DefinitionSubstitutions of {logical_id}: {unknown}"
+        return {**subs, **(overrides or {})}
+
     # The state machine, with the template's DefinitionSubstitutions (plus test overrides).
-    sm_props = props("BuildStateMachine")
-    subs = {k: str(x) for k, x in ev.resolve(sm_props["DefinitionSubstitutions"]).items()}
-    unknown = set(substitutions or {}) - set(subs)
-    assert not unknown, f"not DefinitionSubstitutions of the template: {unknown}"
-    subs.update(substitutions or {})
+    subs = definition_substitutions("BuildStateMachine", substitutions)
     sm_name = f"BuildStateMachine-{suffix}"
     arn = create_state_machine(sfn, subs, name=sm_name, role_arn=v["StateMachineRole.Arn"])
     v["BuildStateMachine"], v["BuildStateMachine.Name"] = arn, sm_name
+    # The pool preparation workflow, likewise (`prepare_substitutions` shortens its waits).
+    prep_subs = definition_substitutions("PoolPreparationStateMachine", prepare_substitutions)
+    prep_name = f"PoolPreparationStateMachine-{suffix}"
+    v["PoolPreparationStateMachine"] = sfn.create_state_machine(
+        name=prep_name, definition=render_definition(prep_subs, PREPARE_ASL),
+        roleArn=v["StateMachineRole.Arn"], type="STANDARD")["stateMachineArn"]
+    v["PoolPreparationStateMachine.Name"] = prep_name
 
     # The custom action type.
     at = _camel(ev.resolve(props("BuildActionType")))

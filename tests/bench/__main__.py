@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from . import coldstart, faults, quota, scenarios
+from . import acquisition, coldstart, faults, quota, scenarios
 from .scenarios import Build, Environment, median
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,7 +33,7 @@ TARGET_STAGE_S = 2.0
 TARGET_TRANSITIONS = 25
 TARGET_COLD_RATIO = 1.5
 TARGET_RSS_RATIO = 1.10
-SECTIONS = ("overhead", "transitions", "cold", "throughput", "faults")
+SECTIONS = ("overhead", "transitions", "cold", "throughput", "faults", "acquisition")
 
 
 def log(msg: str) -> None:
@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     env = Environment(bin_dir, substitutions={"AgentPollSeconds": "1", "AgentPollMaxSeconds": "2"}) \
         if {"overhead", "transitions", "cold"} - skip else None
     fault_res: faults.Faults | None = None
+    acq: acquisition.Acquisition | None = None
     try:
         template_env = {k: v for k, v in (env.dep.poller.env.items() if env else ())
                         if k in ("STATE_MACHINE_ARN", "ACTION_CATEGORY", "ACTION_PROVIDER", "ACTION_VERSION", "POLL_BATCH_SIZE",
@@ -278,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"faults: {sum(1 for c in faults.CASES if c.provoke)} cases, keeper and sweep on their schedules")
         fault_res = faults.measure(bin_dir, log)
         log(f"faults section: {fault_res.seconds:.0f} s")
+    if "acquisition" not in skip:
+        log("acquisition: builds from a fresh instance, a stopped pool and a running pool")
+        acq = acquisition.measure(bin_dir, log, reps=3 if args.quick else 5)
     context = {
         "aws_cli": tool_startup([os.path.join(os.path.dirname(sys.executable), "aws"), "--version"]),
         "python3": tool_startup(["python3", "-c", "pass"]),
@@ -291,11 +295,11 @@ def main(argv: list[str] | None = None) -> int:
             pickle.dump({"info": info, "builds": builds, "long_builds": long_builds, "inv": durations_inv, "cold": cold,
                          "cli_cold": cli_cold, "tps": tps, "context": context, "args": args, "reps": reps,
                          "elapsed": time.monotonic() - t_start, "faults": fault_res, "among": among,
-                         "completion_calls": completion_calls}, f)
+                         "completion_calls": completion_calls, "acquisition": acq}, f)
     except Exception as e:  # noqa: BLE001
         log(f"(raw results not saved: {e})")
     text = render(info, builds, long_builds, durations_inv, cold, tps, context, args, reps, time.monotonic() - t_start, fault_res,
-                  cli_cold, among, completion_calls)
+                  cli_cold, among, completion_calls, acq)
     print(text)
     if output:
         with open(output, "w") as f:
@@ -309,7 +313,7 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
            cold: dict[str, list[coldstart.ColdStart]], tps: list[scenarios.Throughput], context: dict[str, float],
            args: argparse.Namespace, reps: int, elapsed: float, fault_res: faults.Faults | None = None,
            cli_cold: list[coldstart.CliRun] | None = None, among: scenarios.AmongRunning | None = None,
-           completion_calls: dict[str, int] | None = None) -> str:
+           completion_calls: dict[str, int] | None = None, acq: acquisition.Acquisition | None = None) -> str:
     L: list[str] = []
     add = L.append
     skip = skipped_sections(args)
@@ -664,6 +668,7 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
             f"10 minutes of boot ≈ ${price * 20 / 60:.3f}; a 2-hour build ≈ ${price * (130 / 60):.3f}. The orchestration above is "
             f"{'%.2f' % (100 * (transitions * PRICES['sfn_transition']) / (price * 20 / 60))} % of the first.")
     add("")
+    acquisition.idle_cost_lines(add, EC2_EXAMPLE, root_gb=50)
     end({"overhead", "transitions"} <= skip)
     # 6. faults
     begin()
@@ -676,6 +681,10 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
     rows = quota.model(burst, among, completion_calls or {}, refresh) if burst and among else []
     quota.quota_section(add, rows, refresh)
     end("throughput" in skip)
+    # 8. acquisition
+    begin()
+    acquisition.section(add, acq, fmt)
+    end("acquisition" in skip)
     # summary
     add("## Targets")
     add("")

@@ -110,6 +110,9 @@ class Flow:
             "BuildLogGroupName": "/ec2-build/flowtest/builds",
             "Region": stack.region,
             "SpotRestarts": "2",
+            # Builds here name no pool: the registry is never read.
+            "PoolTableName": "flowtest-pools",
+            "PoolClaimAttempts": "3",
             **settings,
         }
         self.state_machine = self.create_state_machine(self.substitutions)

@@ -44,7 +44,7 @@ def test_the_version_is_checked_only_once_the_agent_is_online():
     offline = dict(STATES["AgentOffline"]["Parameters"], **{"Error.$": None, "Cause.$": None})
     assert {k: offline[k] for k in ("Online", "Found", "Major", "Minor", "Build")} == {
         "Online": 0, "Found": "none", "Major": 0, "Minor": 0, "Build": 0}
-    assert STATES["AgentTooOld"]["Next"] == "Release"
+    assert STATES["AgentTooOld"]["Next"] == "FindCommand"  # then Release? and Release
     assert "AgentVersion" not in STATES and "AgentRecentEnough?" not in STATES
 
 

@@ -13,8 +13,8 @@ from tests.deploy import create_state_machine, render_definition
 
 SUCCESS_PATH = [
     "Prepare", "ImageFromParameter?", "DescribeImage", "Launch",
-    "WaitForAgent", "CheckAgent", "AgentOnline?", "RunBuild", "Release",
-    "FindCommand", "Outcome?", "Succeeded",
+    "WaitForAgent", "CheckAgent", "AgentOnline?", "RunBuild", "Release?", "Release",
+    "Outcome?", "Succeeded",
 ]
 
 

@@ -58,6 +58,8 @@ def matches(rule: dict[str, Any], data: dict[str, Any]) -> bool:
         return value == rule["StringEquals"]
     if "NumericEquals" in rule:
         return value == rule["NumericEquals"]
+    if "BooleanEquals" in rule:
+        return value is rule["BooleanEquals"]
     for op, fn in (("NumericLessThan", lambda a, b: a < b), ("NumericGreaterThan", lambda a, b: a > b),
                    ("NumericGreaterThanEquals", lambda a, b: a >= b), ("NumericLessThanEquals", lambda a, b: a <= b)):
         if op in rule:
@@ -216,21 +218,25 @@ def test_spot_then_on_demand_starts_the_list_again_on_demand_once():
 LISTING_FAILED = {"Error": "States.TaskFailed", "Cause": "AccessDenied"}  # FindCommand's Catch result
 
 
-@pytest.mark.parametrize("failure, command, expected", [
-    (None, {"CommandIds": ["c-1"]}, "Succeeded"),
-    (None, {"CommandIds": []}, "CommandIdUnknown"),
-    (None, LISTING_FAILED, "CommandIdUnknown"),
-    ("BuildFailed", {"CommandIds": ["c-1"]}, "AddCommandToFailure"),
-    ("BuildTimeout", {"CommandIds": ["c-1"]}, "AddCommandToFailure"),
-    ("ReleaseFailed", {"CommandIds": ["c-1"]}, "AddCommandToFailure"),
-    ("AgentTimeout", {"CommandIds": []}, "Failed"),
-    ("BuildFailed", LISTING_FAILED, "Failed"),
+@pytest.mark.parametrize("failure, data, expected", [
+    # A successful build's command id is in the document's result: no lookup.
+    (None, {"Result": {"CommandId": "c-1"}}, "Succeeded"),
+    (None, {"Result": {}}, "CommandIdUnknown"),
+    ("BuildFailed", {"Command": {"CommandIds": ["c-1"]}}, "AddCommandToFailure"),
+    ("BuildTimeout", {"Command": {"CommandIds": ["c-1"]}}, "AddCommandToFailure"),
+    ("ReleaseFailed", {"Command": {"CommandIds": ["c-1"]}}, "AddCommandToFailure"),
+    ("ReleaseFailed", {"Result": {"CommandId": "c-1"}}, "Failed"),
+    ("AgentTimeout", {"Command": {"CommandIds": []}}, "Failed"),
+    ("BuildFailed", {"Command": LISTING_FAILED}, "Failed"),
 ])
-def test_one_release_and_one_command_lookup_then_the_outcome(failure, command, expected):
-    data: dict[str, Any] = {"Command": command}
+def test_one_release_and_one_command_lookup_then_the_outcome(failure, data, expected):
+    data = dict(data)
     if failure:
         data["Failure"] = {"Name": failure}
-    assert STATES["FindCommand"]["Next"] == "Outcome?"
+    # Failures look the command up before the release; success goes to the release at once.
+    assert STATES["FindCommand"]["Next"] == "Release?"
+    assert STATES["RunBuild"]["Next"] == "Release?"
+    assert STATES["Release"]["Next"] == "Outcome?"
     assert choose("Outcome?", data) == expected
 
 
@@ -239,7 +245,73 @@ def test_release_failure_keeps_the_earlier_failure():
     assert choose("EarlierFailure?", {"Failure": {"Name": "BuildFailed"}}) == "ReleaseFailedAfterFailure"
     assert choose("EarlierFailure?", {"Result": {}}) == "ReleaseFailedAfterSuccess"
     assert "Before that" in STATES["ReleaseFailedAfterFailure"]["Parameters"]["Report"]["Cause.$"]
-    assert STATES["ReleaseFailedAfterSuccess"]["Next"] == STATES["ReleaseFailedAfterFailure"]["Next"] == "FindCommand"
+    assert STATES["ReleaseFailedAfterSuccess"]["Next"] == STATES["ReleaseFailedAfterFailure"]["Next"] == "Outcome?"
+    # After a success there was no lookup: the report takes the document's command id.
+    assert STATES["ReleaseFailedAfterSuccess"]["Parameters"]["Report"]["CommandId.$"] == "$.Result.CommandId"
+
+
+POOLED = {"InstanceId": "i-1", "InstanceType": "m5.large", "Pool": "p"}
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({"Launched": {"InstanceId": "i-1"}}, "Release"),
+    ({"Launched": {"InstanceId": "i-1"}, "Failure": {"Name": "BuildFailed"}}, "Release"),
+    ({"Launched": {**POOLED, "Mode": "stopped", "Reuse": "always"}}, "StopPoolInstance"),
+    ({"Launched": {**POOLED, "Mode": "running", "Reuse": "always"}}, "ReturnToPool"),
+    # A failed build's instance is not returned, whatever the pool's rule.
+    ({"Launched": {**POOLED, "Mode": "stopped", "Reuse": "always"}, "Failure": {"Name": "BuildFailed"}}, "ForgetPoolInstance"),
+    ({"Launched": {**POOLED, "Mode": "stopped", "Reuse": "never"}}, "ForgetPoolInstance"),
+    ({"Launched": {**POOLED, "Mode": "running", "Reuse": "never"}}, "ForgetPoolInstance"),
+])
+def test_release_follows_the_pool_reuse_rule(data, expected):
+    assert choose("Release?", data) == expected
+
+
+def test_pool_release_states_end_in_termination_when_they_fail():
+    assert STATES["StopPoolInstance"]["Next"] == "ReturnToPool"
+    assert STATES["ReturnToPool"]["Next"] == "Outcome?"
+    for name in ("StopPoolInstance", "ReturnToPool"):
+        assert [c["Next"] for c in STATES[name]["Catch"]] == ["ForgetPoolInstance"]
+    assert STATES["ForgetPoolInstance"]["Next"] == "Release"
+    assert [c["Next"] for c in STATES["ForgetPoolInstance"]["Catch"]] == ["Release"]
+    # Returning and forgetting are conditional on this execution's claim.
+    assert STATES["ReturnToPool"]["Parameters"]["ConditionExpression"] == "ClaimedBy = :execution"
+    assert STATES["ForgetPoolInstance"]["Parameters"]["ConditionExpression"] == "ClaimedBy = :execution"
+
+
+def run_data(claim: dict[str, Any], ready: int = 0, pool: str | None = "p") -> dict[str, Any]:
+    instance = {"ImageId": "ami-12345678", "InstanceTypes": ["m5.large"]}
+    if pool:
+        instance["Pool"] = pool
+    return {"Instance": instance, "Run": {"Claim": claim, "Ready": {"Count": ready, "Ids": []}}}
+
+
+def test_a_pooled_action_claims_before_launching_and_falls_back_at_once():
+    fresh = {"Attempt": 1, "Attempts": 3, "Cold": False, "Reason": ""}
+    assert choose("ImageFromParameter?", run_data(fresh)) == "FindReadyInstance"
+    assert choose("ImageFromParameter?", run_data(fresh, pool=None)) == "DescribeImage"
+    assert choose("ImageFromParameter?", run_data({**fresh, "Cold": True})) == "DescribeImage"
+    assert choose("PoolHasReady?", run_data(fresh, ready=2)) == "ClaimInstance"
+    assert choose("PoolHasReady?", run_data(fresh, ready=0)) == "ColdFallback"
+    # Claims are bounded: after PoolClaimAttempts lost races, a fresh launch.
+    assert choose("PoolHasReady?", run_data({**fresh, "Attempt": 3}, ready=2)) == "ClaimInstance"
+    assert choose("PoolHasReady?", run_data({**fresh, "Attempt": 4}, ready=2)) == "ColdFallback"
+    assert STATES["ClaimLost"]["Next"] == "FindReadyInstance"
+    assert STATES["ClaimLost"]["Parameters"]["Attempt.$"] == "States.MathAdd($.Run.Claim.Attempt, 1)"
+    assert STATES["ColdFallback"]["Parameters"]["Cold"] is True
+    assert STATES["ColdFallback"]["Next"] == "ImageFromParameter?"
+    claim = STATES["ClaimInstance"]
+    assert claim["Resource"] == "arn:aws:states:::dynamodb:updateItem"
+    assert claim["Parameters"]["ConditionExpression"] == "#state = :ready"
+    assert [c["ErrorEquals"] for c in claim["Catch"]] == [["DynamoDB.ConditionalCheckFailedException"], ["States.ALL"]]
+    assert [c["Next"] for c in claim["Catch"]] == ["ClaimLost", "ColdFallback"]
+    assert [c["Next"] for c in STATES["FindReadyInstance"]["Catch"]] == ["ColdFallback"]
+
+
+def test_a_stopped_pool_instance_is_started_a_running_one_checked_at_once():
+    assert choose("PoolInstanceStopped?", {"Launched": {**POOLED, "Mode": "stopped"}}) == "StartPoolInstance"
+    assert choose("PoolInstanceStopped?", {"Launched": {**POOLED, "Mode": "running"}}) == "CheckAgent"
+    assert STATES["StartPoolInstance"]["Next"] == "WaitForAgent"
 
 
 def successors(name: str) -> list[str]:
@@ -254,11 +326,14 @@ def test_no_path_from_a_launched_instance_ends_without_the_release():
     # From the launch's success on, every way to an end (Succeeded or Failed) passes through a
     # release of the launched instance: Release, or ReleaseInterrupted before a restart after a
     # spot interruption (which goes back to Launch, for a new instance).
-    releases = {"Release", "ReleaseInterrupted"}
-    for name in releases:
+    # A claimed pool instance likewise ends in Release or ReturnToPool (which, when it fails,
+    # leads to Release).
+    terminations = {"Release", "ReleaseInterrupted"}
+    for name in terminations:
         assert STATES[name]["Resource"] == "arn:aws:states:::aws-sdk:ec2:terminateInstances"
         assert STATES[name]["Parameters"] == {"InstanceIds.$": "States.Array($.Launched.InstanceId)"}
-    seen, todo = set(), [STATES["Launch"]["Next"]]
+    releases = terminations | {"ReturnToPool"}
+    seen, todo = set(), [STATES["Launch"]["Next"], STATES["ClaimInstance"]["Next"]]
     while todo:
         name = todo.pop()
         if name in seen or name in releases:
@@ -267,4 +342,5 @@ def test_no_path_from_a_launched_instance_ends_without_the_release():
         todo += successors(name)
     assert "Succeeded" not in seen and "Failed" not in seen, sorted(seen)
     assert {"WaitForAgent", "RunBuild", "AgentTimeout", "BuildTimeout", "BuildFailed", "SpotInterrupted?",
-            "PrepareRestart", "SpotRestartsUsed"} <= seen
+            "PrepareRestart", "SpotRestartsUsed", "StartPoolInstance", "PoolStartFailed", "StopPoolInstance",
+            "ForgetPoolInstance"} <= seen

@@ -109,7 +109,7 @@ def test_an_interruption_beyond_spot_restarts_fails_the_build_and_releases(flow)
     assert cause["Cause"].startswith(f"Spot interruption notice for {interrupted}: terminate at "), cause
     assert "The build is not restarted again: it was restarted 0 times after spot interruptions, the most allowed (SpotRestarts 0)" in cause["Cause"]
     names = flow.transitions(arn)
-    assert names[8:] == ["SpotInterrupted?", "SpotRestartsUsed", "Release", "FindCommand", "Outcome?",
+    assert names[8:] == ["SpotInterrupted?", "SpotRestartsUsed", "FindCommand", "Release?", "Release", "Outcome?",
                          "AddCommandToFailure", "Failed"], names
     (only,) = flow.instances_of(arn)
     assert only["State"]["Name"] in ("shutting-down", "terminated")

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CFN_DIR = ROOT / "cloudformation"
 TEMPLATE = CFN_DIR / "template.yml"
 ASL_FILE = ROOT / "statemachine" / "build.asl.json"
+PREPARE_ASL_FILE = ROOT / "statemachine" / "prepare.asl.json"
 DOCUMENT_FILE = ROOT / "ssm-documents" / "build.yml"
 
 
@@ -90,7 +91,8 @@ def granted_actions(template: dict[str, Any], role: str) -> set[str]:
 
 
 def asl_sdk_actions(definition: dict[str, Any]) -> set[str]:
-    """IAM actions of the `arn:aws:states:::aws-sdk:SERVICE:apiName[.waitForTaskToken]` tasks."""
+    """IAM actions of the `arn:aws:states:::aws-sdk:SERVICE:apiName[.waitForTaskToken]` tasks and
+    of the optimized DynamoDB tasks (`arn:aws:states:::dynamodb:updateItem`)."""
     found: set[str] = set()
 
     def walk(states: dict[str, Any]) -> None:
@@ -100,6 +102,9 @@ def asl_sdk_actions(definition: dict[str, Any]) -> set[str]:
                 service, api = resource.split(":::aws-sdk:", 1)[1].split(":", 1)
                 api = api.split(".", 1)[0]
                 found.add(f"{service}:{api[0].upper()}{api[1:]}")
+            elif isinstance(resource, str) and resource.startswith("arn:aws:states:::dynamodb:"):
+                api = resource.rsplit(":", 1)[1]
+                found.add(f"dynamodb:{api[0].upper()}{api[1:]}")
             for branch in state.get("Branches", []):
                 walk(branch["States"])
             for key in ("Iterator", "ItemProcessor"):
@@ -126,9 +131,9 @@ def document_content() -> dict[str, Any]:
     return PLACEHOLDER_DOCUMENT
 
 
-def state_machine_definition() -> dict[str, Any]:
-    if ASL_FILE.exists():
-        return json.loads(ASL_FILE.read_text())
+def state_machine_definition(path: Path = ASL_FILE) -> dict[str, Any]:
+    if path.exists():
+        return json.loads(path.read_text())
     return PLACEHOLDER_DEFINITION
 
 
@@ -142,8 +147,8 @@ def packaged(template: dict[str, Any], code_bucket: str) -> dict[str, Any]:
         if resource["Type"] == "AWS::Serverless::Function":
             props["CodeUri"] = f"s3://{code_bucket}/{logical_id}.zip"
         elif resource["Type"] == "AWS::Serverless::StateMachine":
-            props.pop("DefinitionUri")
-            props["Definition"] = state_machine_definition()
+            uri = props.pop("DefinitionUri")
+            props["Definition"] = state_machine_definition((TEMPLATE.parent / uri).resolve())
         elif resource["Type"] == "AWS::SSM::Document":
             include = props["Content"]["Fn::Transform"]
             assert include["Name"] == "AWS::Include"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from template_helpers import (
+    PREPARE_ASL_FILE,
     ASL_FILE,
     Evaluator,
     as_list,
@@ -32,6 +33,7 @@ WILDCARD_RESOURCE_ONLY = {
     # read-only
     "ec2:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceStatus", "ec2:DescribeInstances",
     "ssm:DescribeInstanceInformation", "ssm:GetCommandInvocation", "ssm:ListCommandInvocations",
+    "ssm:ListCommands",
     # command ids come from our own SendCommand, which is scoped to our document and instances
     "ssm:CancelCommand",
     # the SSM agent's messaging channel (instance side)
@@ -139,11 +141,15 @@ def test_send_command_only_our_document_on_our_instances(statements):
         if arn.endswith(":document/${BuildDocument}"):
             assert "Condition" not in st
             kinds.add("document")
+        elif arn.endswith(":document/ec2-build-*"):
+            # the pools' warm-up documents, named ec2-build-* (docs/contracts.md)
+            assert "Condition" not in st
+            kinds.add("warm-up documents")
         else:
             assert arn.endswith(":instance/*"), st["Sid"]
             assert st["Condition"] == {"StringEquals": {"ssm:resourceTag/ec2-build:stack": STACK}}
             kinds.add("instance")
-    assert kinds == {"document", "instance"}
+    assert kinds == {"document", "warm-up documents", "instance"}
 
 
 def test_run_instances_only_creates_tagged_instances_in_our_vpc(statements):
@@ -213,8 +219,11 @@ def test_lambdas_poll_only_our_action_type_and_drive_only_our_state_machine(temp
                 assert actions == ["codepipeline:PollForJobs"]
                 assert st["Resource"] == "arn:aws:codepipeline:eu-west-1:123456789012:actiontype:Custom/Build/EC2Build/1"
             if any(a.startswith("states:") for a in actions):
-                assert st["Resource"] in ("<BuildStateMachine>",
-                                          "arn:aws:states:eu-west-1:123456789012:execution:<BuildStateMachine.Name>:*")
+                ours = ["<BuildStateMachine>", "arn:aws:states:eu-west-1:123456789012:execution:<BuildStateMachine.Name>:*"]
+                if role == "KeeperRole":  # the keeper also starts and follows pool preparations
+                    ours += ["<PoolPreparationStateMachine>",
+                             "arn:aws:states:eu-west-1:123456789012:execution:<PoolPreparationStateMachine.Name>:*"]
+                assert st["Resource"] in ours
             if any(a.startswith("logs:") for a in actions):
                 assert st["Resource"] == logs[role]
             if any(a.startswith("codepipeline:") for a in actions) and role == "KeeperRole":
@@ -291,7 +300,8 @@ NOT_FROM_TASKS = {
 
 @pytest.mark.skipif(not ASL_FILE.exists(), reason="statemachine/build.asl.json not written yet")
 def test_state_machine_role_matches_the_tasks_of_the_definition(template):
-    used = asl_sdk_actions(state_machine_definition())
+    # The role runs both workflows: the build and the pool preparation.
+    used = asl_sdk_actions(state_machine_definition()) | asl_sdk_actions(state_machine_definition(PREPARE_ASL_FILE))
     granted = granted_actions(template, "StateMachineRole")
     assert not used - granted, f"tasks the role cannot run: {sorted(used - granted)}"
     assert not granted - used - NOT_FROM_TASKS, f"granted but never used: {sorted(granted - used - NOT_FROM_TASKS)}"

@@ -120,3 +120,18 @@ def test_downloads_ask_for_tls_1_2_and_native_programs_do_not_stop_on_stderr(ami
         if line.lstrip().startswith("'& ") or line.lstrip().startswith("& "):
             # a native program: in its own scope with 'Continue', its exit code checked after
             assert "$ErrorActionPreference = 'Continue'" in line or "$ErrorActionPreference = ''Continue''" in line, line
+
+
+def test_fast_launch_is_off_by_default_and_meets_ec2s_minimum_when_on(ami):
+    from template_helpers import Evaluator
+
+    param = ami["Parameters"]["FastLaunchSnapshots"]
+    assert param["Default"] == 0
+    (distribution,) = ami["Resources"]["Distribution"]["Properties"]["Distributions"]
+    choice = distribution["FastLaunchConfigurations"]["Fn::If"]
+    assert choice[0] == "HasFastLaunch" and choice[2] == {"Ref": "AWS::NoValue"}
+    assert ami["Conditions"]["HasFastLaunch"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "FastLaunchSnapshots"}, 0]}]}
+    (config,) = choice[1]
+    assert config["Enabled"] is True
+    assert config["MaxParallelLaunches"] >= 6  # EnableFastLaunch refuses fewer
+    assert config["SnapshotConfiguration"] == {"TargetResourceCount": {"Ref": "FastLaunchSnapshots"}}

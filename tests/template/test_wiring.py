@@ -8,11 +8,12 @@ import re
 
 import pytest
 
-from template_helpers import ASL_FILE, Evaluator, load_template
+from template_helpers import ASL_FILE, PREPARE_ASL_FILE, Evaluator, load_template
 
 CONTRACT_PROPERTIES = {  # docs/contracts.md, "Action configuration"
     "ImageId": True, "InstanceType": True, "BuildKind": False, "Command": False, "BuildTarget": False,
     "WorkingDirectory": False, "OutputArtifactPath": False, "TimeoutMinutes": False, "Capacity": False,
+    "Pool": False,
 }
 
 
@@ -50,7 +51,8 @@ def test_lambda_environment_matches_the_contract(template):
     common = ev.resolve(template["Globals"]["Function"]["Environment"]["Variables"])
     assert common == {"STATE_MACHINE_ARN": "<BuildStateMachine>", "ACTION_CATEGORY": "Build",
                       "ACTION_PROVIDER": "EC2Build", "ACTION_VERSION": "1", "POLL_BATCH_SIZE": "10",
-                      "HELD_JOBS_TABLE": "<HeldJobsTable>", "HELD_JOB_REFRESH_SECONDS": "300"}
+                      "HELD_JOBS_TABLE": "<HeldJobsTable>", "HELD_JOB_REFRESH_SECONDS": "300",
+                      "POOLS": "[]"}
     completion = res(template, "CompletionFunction")["Environment"]["Variables"]
     assert {"COMPLETION_POLL_ATTEMPTS", "COMPLETION_POLL_DELAY_MS"} <= set(completion)
     for name in ("PollerFunction", "CompletionFunction"):
@@ -75,11 +77,31 @@ def test_both_job_handling_functions_may_use_the_held_jobs_table_and_nothing_els
         for policy in res(template, role).get("Policies", []):
             for st in policy["PolicyDocument"]["Statement"]:
                 actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-                if any(a.startswith("dynamodb:") for a in actions):
+                if any(a.startswith("dynamodb:") for a in actions) and "PoolRegistryTable" not in str(st["Resource"]):
                     assert st["Resource"] == {"Fn::GetAtt": ["HeldJobsTable", "Arn"]}, (role, st)
                     granted[role] = sorted(actions)
     needed = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"]
     assert granted == {"PollerRole": needed, "CompletionRole": needed}
+
+
+def test_the_pool_registry_is_used_by_the_workflows_and_the_keeper_only(template):
+    """Builds claim, return and forget pool instances and the preparation workflow registers
+    them (both run as StateMachineRole); the keeper recycles them. Claims read the sparse index
+    Ready, which holds only ready items (docs/contracts.md, "Pool registry")."""
+    table = res(template, "PoolRegistryTable")
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "Pool", "KeyType": "HASH"},
+                                  {"AttributeName": "InstanceId", "KeyType": "RANGE"}]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "Ready"
+    assert index["KeySchema"][0] == {"AttributeName": "ReadyPool", "KeyType": "HASH"}
+    users = set()
+    for role in ("PollerRole", "CompletionRole", "KeeperRole", "StateMachineRole", "BuilderRole"):
+        for policy in res(template, role).get("Policies", []):
+            for st in policy["PolicyDocument"]["Statement"]:
+                if "PoolRegistryTable" in str(st["Resource"]):
+                    users.add(role)
+    assert users == {"KeeperRole", "StateMachineRole"}
 
 
 def test_definition_substitutions_cover_exactly_the_asl_placeholders(template):
@@ -151,3 +173,9 @@ def test_every_alarm_notifies_the_optional_topic(template):
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}, name
         assert alarm["TreatMissingData"] == "notBreaching", name
+
+
+def test_preparation_substitutions_cover_exactly_its_placeholders(template):
+    placeholders = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", PREPARE_ASL_FILE.read_text()))
+    given = set(res(template, "PoolPreparationStateMachine")["DefinitionSubstitutions"])
+    assert placeholders == given

@@ -5,6 +5,7 @@
 //! attribute, so a record nobody forgot, of an execution long gone, disappears by itself).
 //! docs/contracts.md describes it.
 
+use crate::dynamodb::{conditional_write, string, SERVICE};
 use crate::error::service_error;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -12,8 +13,6 @@ use aws_sdk_dynamodb::Client;
 use ec2_build_core::model::{HeldJob, ServiceError};
 use ec2_build_core::ports::HeldJobs;
 use std::collections::HashMap;
-
-const SERVICE: &str = "dynamodb";
 
 /// How long a record outlives its hold before DynamoDB's TTL may delete it: longer than the 24
 /// hours a custom action may run, so TTL never removes the record of a running build.
@@ -33,10 +32,6 @@ impl DynamoDbHeldJobs {
             table: table.into(),
         }
     }
-}
-
-fn string(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_string())
 }
 
 fn number(value: u64) -> AttributeValue {
@@ -111,7 +106,8 @@ impl HeldJobs for DynamoDbHeldJobs {
     }
 
     async fn forget(&self, execution_arn: &str, job_id: &str) -> Result<(), ServiceError> {
-        match self
+        // A failed condition: a newer hold replaced the record, which stays.
+        let result = self
             .client
             .delete_item()
             .table_name(&self.table)
@@ -119,17 +115,10 @@ impl HeldJobs for DynamoDbHeldJobs {
             .condition_expression("job_id = :job")
             .expression_attribute_values(":job", string(job_id))
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            // A newer hold replaced the record: it stays.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(service_error(SERVICE, "DeleteItem", e)),
-        }
+            .await;
+        conditional_write("DeleteItem", result, |e| {
+            e.is_conditional_check_failed_exception()
+        })
+        .map(|_| ())
     }
 }

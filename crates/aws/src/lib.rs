@@ -6,10 +6,12 @@ use aws_config::timeout::TimeoutConfig;
 use std::time::Duration;
 
 mod codepipeline;
+mod dynamodb;
 mod ec2;
 mod error;
 mod fleet;
 mod held_jobs;
+mod pool_registry;
 mod sfn;
 
 pub use codepipeline::CodePipelineJobs;
@@ -17,6 +19,7 @@ pub use ec2::Ec2Instances;
 pub use error::AdapterError;
 pub use fleet::Ec2Fleet;
 pub use held_jobs::{DynamoDbHeldJobs, RECORD_LIFETIME_SECONDS};
+pub use pool_registry::DynamoDbPoolRegistry;
 pub use sfn::StepFunctionsExecutions;
 
 /// Tag key the state machine puts on instances: the execution ARN.
@@ -85,6 +88,13 @@ impl Ec2Instances {
 
 impl DynamoDbHeldJobs {
     /// Client from the shared SDK configuration, for the table named `table`.
+    pub fn from_sdk_config(config: &aws_config::SdkConfig, table: &str) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(config), table)
+    }
+}
+
+impl DynamoDbPoolRegistry {
+    /// Client from the shared SDK configuration, for the registry table named `table`.
     pub fn from_sdk_config(config: &aws_config::SdkConfig, table: &str) -> Self {
         Self::new(aws_sdk_dynamodb::Client::new(config), table)
     }

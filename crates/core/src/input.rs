@@ -33,6 +33,9 @@ pub struct InstanceInput {
     pub image_id: String,
     pub instance_types: Vec<String>,
     pub capacity: &'static str,
+    /// The warm pool to claim an instance from; absent for a fresh launch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
 }
 
 /// The SSM document's parameters (other than `TaskToken` and `Region`), as strings.
@@ -77,6 +80,7 @@ impl ExecutionInput {
                 image_id: spec.image_id.clone(),
                 instance_types: spec.instance_types.clone(),
                 capacity: spec.capacity.as_str(),
+                pool: spec.pool.clone(),
             },
             build: DocumentParameters {
                 job_id: job.id.clone(),
@@ -206,6 +210,10 @@ mod tests {
             serde_json::json!(["m5.large", "m5a.large"])
         );
         assert_eq!(json["Instance"]["Capacity"], "on-demand");
+        assert!(
+            json["Instance"].get("Pool").is_none(),
+            "a fresh launch's input has no Pool"
+        );
         assert_eq!(
             json["Build"]["InputArtifacts"],
             "SourceOutput=s3://artifacts-bucket/app/SourceOutp/abc Tools=s3://artifacts-bucket/app/Tools/def"
@@ -225,6 +233,18 @@ mod tests {
             .unwrap()
             .values()
             .all(|v| v.is_string()));
+    }
+
+    #[test]
+    fn input_names_the_pool_when_the_action_does() {
+        let mut job = job();
+        job.data
+            .configuration
+            .insert("Pool".into(), "windows-warm".into());
+        let spec = BuildSpec::from_configuration(&job.data.configuration, 1).unwrap();
+        let input = ExecutionInput::new(&job, &spec, 300).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&input.to_json()).unwrap();
+        assert_eq!(json["Instance"]["Pool"], "windows-warm");
     }
 
     #[test]

@@ -35,4 +35,5 @@ pub use spec::{BuildKind, BuildSpec, Capacity};
 pub use use_cases::completion::{Completion, CompletionError, CompletionSummary, Reported};
 pub use use_cases::job::JobWorker;
 pub use use_cases::keeper::{Keeper, KeeperError, KeeperReport};
+pub use use_cases::pools::{PoolKeeper, PoolReport};
 pub use use_cases::sweep::{Sweep, SweepError, SweepSummary};

@@ -1,6 +1,7 @@
 //! The services the domain talks to, as small traits, and nothing else. Adapters over the AWS SDK
 //! implement them in `ec2-build-aws`; tests implement them with fakes (`crate::testing`).
 
+use crate::model::pool::PoolMember;
 use crate::model::{
     AckStatus, ActionExecution, BuildInstance, ExecutionDescription, FailureReport, HeldJob,
     HistoryEvent, Job, RunningExecution, ServiceError, SuccessReport,
@@ -94,4 +95,17 @@ pub trait Fleet: Send + Sync {
     /// Terminates these instances; returns the ids of those it stopped. Ids EC2 no longer knows
     /// are skipped.
     async fn terminate(&self, ids: &[String]) -> Result<Vec<String>, ServiceError>;
+}
+
+/// The pool registry (docs/contracts.md, "Pool registry"): one item per pool instance. Every
+/// change is a conditional write.
+#[async_trait]
+pub trait PoolRegistry: Send + Sync {
+    /// Every member of `pool` (a strongly consistent read of its items).
+    async fn members(&self, pool: &str) -> Result<Vec<PoolMember>, ServiceError>;
+    /// Moves a member to `recycling`, on the condition that it is still as read (same state,
+    /// same `ClaimedBy`/`PreparedBy`); `false` when it changed meanwhile (say, a build claimed it).
+    async fn take_for_recycling(&self, member: &PoolMember) -> Result<bool, ServiceError>;
+    /// Deletes a member in state `recycling`.
+    async fn forget(&self, pool: &str, instance_id: &str) -> Result<(), ServiceError>;
 }

@@ -432,6 +432,7 @@ mod tests {
             completion_poll_attempts: 3,
             completion_poll_delay: Duration::from_millis(10),
             held_job_refresh: Duration::from_secs(300),
+            pools: Vec::new(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Lambda settings, read from environment variables (see docs/contracts.md).
 
+use crate::model::pool::{parse_pools, PoolSpec};
 use crate::model::SettingsError;
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ pub struct Settings {
     /// with fresh progress (which queues the next continuation job, held again at its next poll);
     /// 0 refreshes at every scheduled sweep.
     pub held_job_refresh: Duration,
+    /// The stack's warm pools (`POOLS`, the stack parameter `Pools`); empty when there are none.
+    pub pools: Vec<PoolSpec>,
 }
 
 impl Settings {
@@ -82,6 +85,7 @@ impl Settings {
                 0,
                 3000,
             )?),
+            pools: pools(&var)?,
         })
     }
 
@@ -104,6 +108,14 @@ impl Settings {
     }
 }
 
+/// `POOLS`: the pool declarations (JSON, docs/contracts.md); unset or blank for none.
+fn pools(var: &impl Fn(&str) -> Option<String>) -> Result<Vec<PoolSpec>, SettingsError> {
+    parse_pools(&var("POOLS").unwrap_or_default()).map_err(|e| SettingsError {
+        name: "POOLS",
+        problem: e.to_string(),
+    })
+}
+
 /// What the keeper needs beyond [`Settings`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeeperSettings {
@@ -112,14 +124,39 @@ pub struct KeeperSettings {
     /// Seconds an instance may live beyond its build timeout: acquisition (launch and the agent
     /// wait, up to about 25 minutes), release and a margin.
     pub grace_seconds: u64,
+    /// The warm pools the keeper keeps at their size (`POOLS`).
+    pub pools: Vec<PoolSpec>,
+    /// The stack's subnets (`SUBNET_IDS`, comma-separated), for pools that name none.
+    pub subnet_ids: Vec<String>,
 }
 
 impl KeeperSettings {
-    /// Reads `STACK_NAME` and `KEEPER_GRACE_SECONDS` through `var`.
+    /// Reads `STACK_NAME`, `KEEPER_GRACE_SECONDS`, `POOLS` and `SUBNET_IDS` through `var`.
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let pools = pools(&var)?;
+        let subnet_ids: Vec<String> = var("SUBNET_IDS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        if subnet_ids.is_empty() {
+            if let Some(pool) = pools.iter().find(|p| p.subnet_ids.is_empty()) {
+                return Err(SettingsError {
+                    name: "SUBNET_IDS",
+                    problem: format!(
+                        "is empty, and the pool {:?} names no SubnetIds of its own",
+                        pool.name
+                    ),
+                });
+            }
+        }
         Ok(Self {
             stack_name: required(&var, "STACK_NAME")?,
             grace_seconds: number(&var, "KEEPER_GRACE_SECONDS", 2400, 600, 86_400)?,
+            pools,
+            subnet_ids,
         })
     }
 }

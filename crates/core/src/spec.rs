@@ -1,5 +1,7 @@
 //! The action configuration, validated: [`BuildSpec`].
 
+use crate::model::pool::{is_pool_name, PoolSpec};
+use crate::model::shape::{is_instance_type, shorten, validate_image_id};
 use crate::model::ConfigError;
 use std::collections::BTreeMap;
 
@@ -14,8 +16,7 @@ pub const MAX_INSTANCE_TYPES: usize = 5;
 pub const MAX_TIMEOUT_MINUTES: u32 = 480;
 pub const DEFAULT_TIMEOUT_MINUTES: u32 = 60;
 const MAX_PATH_LEN: usize = 255;
-/// Parameter Store paths `resolve:ssm:` may name: the state machine's role may read only these.
-pub const ALLOWED_PARAMETER_PREFIXES: [&str; 2] = ["/ec2-build/", "/aws/service/"];
+pub use crate::model::shape::ALLOWED_PARAMETER_PREFIXES;
 
 /// What the instance does with the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,9 @@ pub struct BuildSpec {
     pub output_paths: Vec<String>,
     pub timeout_minutes: u32,
     pub capacity: Capacity,
+    /// The warm pool to take the instance from (`Pool`); a fresh launch when `None` or when the
+    /// pool has no ready instance.
+    pub pool: Option<String>,
 }
 
 impl BuildSpec {
@@ -197,6 +201,18 @@ impl BuildSpec {
                 )),
             };
 
+        let pool = match get("Pool") {
+            None => None,
+            Some(name) if is_pool_name(name) => Some(name.to_string()),
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "Pool",
+                    format!("is {:?}, not a pool name", shorten(other)),
+                    "give the name of a pool declared in the stack parameter Pools (letters, digits and -), or leave it empty for a fresh instance",
+                ))
+            }
+        };
+
         Ok(Self {
             image_id: image_id.to_string(),
             instance_types,
@@ -207,71 +223,46 @@ impl BuildSpec {
             output_paths,
             timeout_minutes,
             capacity,
+            pool,
         })
     }
-}
 
-fn shorten(value: &str) -> String {
-    const MAX: usize = 64;
-    match value.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}…", &value[..i]),
-        None => value.to_string(),
-    }
-}
-
-fn validate_image_id(value: &str) -> Result<(), ConfigError> {
-    if let Some(hex) = value.strip_prefix("ami-") {
-        if (hex.len() == 8 || hex.len() == 17)
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+    /// Checks `Pool` against the stack's declared pools: the pool must exist and use the
+    /// action's `ImageId`, so a build runs on the same image whether it gets a pool instance or,
+    /// when the pool has none ready, a fresh one.
+    pub fn check_pool(&self, pools: &[PoolSpec]) -> Result<(), ConfigError> {
+        let Some(name) = self.pool.as_deref() else {
             return Ok(());
-        }
-    } else if let Some(parameter) = value.strip_prefix("resolve:ssm:") {
-        let ok = !parameter.is_empty()
-            && parameter.len() <= 2048
-            && parameter
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-/:".contains(&b));
-        if ok
-            && !ALLOWED_PARAMETER_PREFIXES
-                .iter()
-                .any(|prefix| parameter.starts_with(prefix))
-        {
+        };
+        let declared: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+        let Some(pool) = pools.iter().find(|p| p.name == name) else {
+            let fix = if declared.is_empty() {
+                "declare the pool in the stack parameter Pools, or leave Pool empty for a fresh instance".to_string()
+            } else {
+                format!(
+                    "use one of the pools the stack declares ({}), or leave Pool empty for a fresh instance",
+                    declared.join(", ")
+                )
+            };
+            return Err(ConfigError::new(
+                "Pool",
+                format!("names the pool {name:?}, which the stack does not declare"),
+                fix,
+            ));
+        };
+        if pool.image_id != self.image_id {
             return Err(ConfigError::new(
                 "ImageId",
-                format!("names the parameter {:?}, outside the paths the build may read", shorten(parameter)),
-                "store the AMI id under /ec2-build/ (the Windows build AMI pipeline publishes /ec2-build/windows-build-ami) or use a public /aws/service/ parameter",
+                format!(
+                    "is {:?} but the pool {name:?} holds instances of {:?}",
+                    shorten(&self.image_id),
+                    shorten(&pool.image_id)
+                ),
+                format!("set ImageId to {} (the image the build also gets when the pool has no ready instance), or use another pool", pool.image_id),
             ));
         }
-        if ok {
-            return Ok(());
-        }
+        Ok(())
     }
-    Err(ConfigError::new(
-        "ImageId",
-        format!("is {:?}, neither an AMI id nor resolve:ssm:<parameter name>", shorten(value)),
-        "use an AMI id such as ami-0123456789abcdef0 (ami- and 8 or 17 lower-case hex digits) or resolve:ssm:/my/ami-parameter",
-    ))
-}
-
-/// `family.size`, lower case: t3.large, m5d.metal, u-6tb1.112xlarge, g4dn.xlarge.
-fn is_instance_type(value: &str) -> bool {
-    let Some((family, size)) = value.split_once('.') else {
-        return false;
-    };
-    let family_ok = family.len() <= 16
-        && family.starts_with(|c: char| c.is_ascii_lowercase())
-        && family
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    let size_ok = !size.is_empty()
-        && size.len() <= 16
-        && size
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    family_ok && size_ok
 }
 
 fn parse_instance_types(value: Option<&str>) -> Result<Vec<String>, ConfigError> {
@@ -466,6 +457,47 @@ mod tests {
         assert_eq!(spec.capacity, Capacity::OnDemand);
         assert_eq!(spec.instance_types, vec!["m5.large"]);
         assert!(spec.output_paths.is_empty());
+    }
+
+    fn pools() -> Vec<PoolSpec> {
+        crate::model::pool::parse_pools(
+            r#"[{"Name": "win", "ImageId": "ami-0123456789abcdef0", "InstanceTypes": ["m5.large"], "Size": 1}]"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn pool_is_optional_and_checked_against_the_declared_pools() {
+        let spec = BuildSpec::from_configuration(&config(&[]), 0).unwrap();
+        assert_eq!(spec.pool, None);
+        assert!(spec.check_pool(&[]).is_ok());
+        let spec = BuildSpec::from_configuration(&config(&[("Pool", " win ")]), 0).unwrap();
+        assert_eq!(spec.pool.as_deref(), Some("win"));
+        assert!(spec.check_pool(&pools()).is_ok());
+        let e = spec.check_pool(&[]).unwrap_err();
+        assert_eq!(e.property, "Pool");
+        assert!(e.fix.contains("Pools"), "{e}");
+        let spec = BuildSpec::from_configuration(&config(&[("Pool", "linux")]), 0).unwrap();
+        let e = spec.check_pool(&pools()).unwrap_err();
+        assert_eq!(e.property, "Pool");
+        assert!(e.fix.contains("(win)"), "{e}");
+    }
+
+    #[test]
+    fn pool_must_use_the_actions_image() {
+        let spec = BuildSpec::from_configuration(
+            &config(&[("Pool", "win"), ("ImageId", "ami-0123456789abcdef1")]),
+            0,
+        )
+        .unwrap();
+        let e = spec.check_pool(&pools()).unwrap_err();
+        assert_eq!(e.property, "ImageId");
+        assert!(e.fix.contains("ami-0123456789abcdef0"), "{e}");
+    }
+
+    #[test]
+    fn pool_name_shape_is_checked() {
+        assert_eq!(error(&[("Pool", "a b")], 0).property, "Pool");
     }
 
     #[test]

@@ -47,8 +47,11 @@ impl Market {
     }
 }
 
-/// Where a build's instance came from. Every build launches a fresh instance until pools exist.
+/// Where a build's instance came from when it was not a pool's: a fresh launch.
 pub const POOL_COLD: &str = "cold";
+/// The state a claimed pool instance is checked in first when its pool runs its instances (a
+/// stopped pool's goes through the agent wait, as a fresh instance does).
+const AGENT_CHECK_STATE: &str = "CheckAgent";
 
 /// The moments of one build, in milliseconds since the epoch; `None` for what did not happen (yet).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -72,6 +75,8 @@ pub struct BuildTimeline {
     pub upload_seconds: Option<f64>,
     pub instance_id: Option<String>,
     pub market: Option<Market>,
+    /// The warm pool the instance was claimed from; `None` for a fresh launch.
+    pub pool: Option<String>,
     /// The execution's final event type (`ExecutionSucceeded`, ...) and error, once it ended.
     pub ended: Option<(String, Option<String>)>,
 }
@@ -107,12 +112,19 @@ impl BuildTimeline {
             match event.kind.as_str() {
                 "ExecutionStarted" => timeline.started_ms = event.at_ms,
                 kind if kind.ends_with("StateEntered") => {
-                    if state == Some(AGENT_WAIT_STATE) && timeline.acquired_ms.is_none() {
+                    let agent = matches!(state, Some(AGENT_WAIT_STATE | AGENT_CHECK_STATE));
+                    if agent && timeline.acquired_ms.is_none() {
                         timeline.acquired_ms = Some(event.at_ms);
                         let input = parse(event.data.as_deref());
                         timeline.instance_id =
                             input["Launched"]["InstanceId"].as_str().map(str::to_string);
-                        timeline.market = Some(market_of(&input));
+                        timeline.pool = input["Launched"]["Pool"].as_str().map(str::to_string);
+                        // Pool instances are launched on demand by the preparation workflow.
+                        timeline.market = Some(if timeline.pool.is_some() {
+                            Market::OnDemand
+                        } else {
+                            market_of(&input)
+                        });
                     }
                     if in_build && state != Some(BUILD_STATE) {
                         in_build = false;
@@ -184,6 +196,11 @@ impl BuildTimeline {
                     .unwrap_or("Failed"),
             },
         }
+    }
+
+    /// The pool label: the pool's name, or [`POOL_COLD`] for a fresh instance (or none).
+    pub fn pool(&self) -> &str {
+        self.pool.as_deref().unwrap_or(POOL_COLD)
     }
 
     /// The market label; `none` when no instance was launched.
@@ -302,6 +319,32 @@ mod tests {
         assert_eq!(timeline.result(), "Succeeded");
         assert_eq!(timeline.market(), Market::OnDemand);
         assert_eq!(timeline.instance_id.as_deref(), Some("i-0abc"));
+    }
+
+    #[test]
+    fn a_running_pool_instance_is_acquired_at_its_first_agent_check_and_labelled_with_its_pool() {
+        let pooled = serde_json::json!({
+            "Launched": {"InstanceId": "i-0pool", "InstanceType": "t3.large", "Pool": "linux-warm",
+                         "Mode": "running", "Reuse": "never"},
+            "Run": {"Markets": {"Names": ["on-demand", "spot"]}, "Acquire": {"MarketIndex": 1}}
+        });
+        let mut history = succeeded();
+        history.remove(3); // no agent wait: the agent of a running pool instance is online
+        history[3] = event(15_000, "TaskStateEntered", Some("CheckAgent"), Some(pooled));
+        history.remove(4);
+        let timeline = BuildTimeline::from_history(&history, None);
+        assert_eq!(timeline.pool(), "linux-warm");
+        assert_eq!(timeline.instance_id.as_deref(), Some("i-0pool"));
+        assert_eq!(timeline.durations().acquisition, Some(5.0));
+        assert_eq!(
+            timeline.market(),
+            Market::OnDemand,
+            "pool instances are on demand"
+        );
+        assert_eq!(
+            BuildTimeline::from_history(&succeeded(), None).pool(),
+            POOL_COLD
+        );
     }
 
     #[test]

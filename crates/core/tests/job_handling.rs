@@ -114,11 +114,14 @@ async fn new_job_starts_an_execution_named_after_the_job_and_continues_with_its_
     assert!(!input.to_string().contains("artifactCredentials"));
 }
 
-#[tokio::test]
-async fn invalid_configuration_fails_the_job_and_starts_nothing() {
+/// Runs a sweep over one new job with `configuration`; the job must fail as a configuration
+/// error without any execution: its failure report.
+async fn configuration_failure(
+    configuration: &[(&str, &str)],
+) -> ec2_build_core::model::FailureReport {
     let h = handler(FakePipeline::with_jobs(vec![new_job(
         "job-1",
-        &[("InstanceType", "huge")],
+        configuration,
     )]));
     h.sweep(SweepScope::AllJobs, AMPLE_TIME).await.unwrap();
     assert_eq!(h.steps().count(), 0);
@@ -126,12 +129,29 @@ async fn invalid_configuration_fails_the_job_and_starts_nothing() {
         panic!()
     };
     assert_eq!(report.kind, FailureKind::ConfigurationError);
+    assert!(report.message.contains("Fix:"), "{}", report.message);
+    report
+}
+
+#[tokio::test]
+async fn invalid_configuration_fails_the_job_and_starts_nothing() {
+    let report = configuration_failure(&[("InstanceType", "huge")]).await;
     assert!(
         report.message.contains("InstanceType"),
         "{}",
         report.message
     );
-    assert!(report.message.contains("Fix:"), "{}", report.message);
+}
+
+#[tokio::test]
+async fn an_action_naming_an_unknown_pool_fails_with_the_pools_declared() {
+    let report = configuration_failure(&[("Pool", "nightly")]).await;
+    assert!(
+        report.message.contains("Pool") && report.message.contains("nightly"),
+        "{}",
+        report.message
+    );
+    assert!(report.message.contains("Pools"), "{}", report.message);
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["model::error"],
     &[
+        "model::shape",
         "model::execution",
         "model::job",
         "model::fleet",
@@ -17,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
         "model::outcome",
         "model::token",
     ],
-    &["model::trigger"],
+    &["model::trigger", "model::pool"],
     &["model"],
     &["ports", "settings"],
     &["spec", "progress", "timeline"],
@@ -28,10 +29,11 @@ const LAYERS: &[&[&str]] = &[
         "use_cases::sweep",
         "use_cases::completion",
         "use_cases::keeper",
+        "use_cases::pools",
     ],
     &["use_cases"],
     &["testing::fakes"],
-    &["testing::fleet"],
+    &["testing::fleet", "testing::pools"],
     &["testing"],
 ];
 

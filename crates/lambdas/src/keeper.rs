@@ -3,8 +3,8 @@
 
 use crate::{parse_envelope, time_left, FunctionError};
 use ec2_build_core::events::SCHEDULED_EVENT;
-use ec2_build_core::ports::{CodePipeline, Fleet, StepFunctions};
-use ec2_build_core::Keeper;
+use ec2_build_core::ports::{CodePipeline, Fleet, PoolRegistry, StepFunctions};
+use ec2_build_core::{Keeper, PoolKeeper};
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
@@ -23,12 +23,30 @@ pub struct KeeperResponse {
     pub failures: Vec<String>,
     /// The run ended before its deadline with work left for the next one.
     pub deferred: bool,
+    /// Each warm pool after the run.
+    pub pools: Vec<PoolResponse>,
 }
 
-/// Handles one scheduled event.
-pub async fn handle<P: CodePipeline, S: StepFunctions, F: Fleet>(
+/// One warm pool after a keeper run.
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PoolResponse {
+    pub pool: String,
+    pub ready: usize,
+    pub claimed: usize,
+    pub preparing: usize,
+    /// Preparations started (execution names).
+    pub started: Vec<String>,
+    /// Instances recycled, each with the reason.
+    pub recycled: Vec<(String, String)>,
+    /// Lookups or changes that failed; looked at again on the next run.
+    pub failures: Vec<String>,
+}
+
+/// Handles one scheduled event: the keeper's run, then the pools' (with the time left).
+pub async fn handle<P: CodePipeline, S: StepFunctions, F: Fleet, R: PoolRegistry>(
     event: LambdaEvent<Value>,
     keeper: &Keeper<P, S, F>,
+    pools: &PoolKeeper<R, S, F>,
 ) -> Result<KeeperResponse, FunctionError> {
     let time_left = time_left(event.context.deadline);
     let envelope = parse_envelope(event.payload)?;
@@ -42,6 +60,9 @@ pub async fn handle<P: CodePipeline, S: StepFunctions, F: Fleet>(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let report = keeper.run(now, time_left).await?;
+    let pool_reports = pools
+        .run(now, crate::time_left(event.context.deadline))
+        .await;
     let response = KeeperResponse {
         live_instances: report.live_instances,
         running_executions: report.running_executions,
@@ -51,6 +72,22 @@ pub async fn handle<P: CodePipeline, S: StepFunctions, F: Fleet>(
         stopped_instance_lost: report.stopped_instance_lost,
         failures: report.failures,
         deferred: report.deferred,
+        pools: pool_reports
+            .into_iter()
+            .map(|p| PoolResponse {
+                pool: p.pool,
+                ready: p.ready,
+                claimed: p.claimed,
+                preparing: p.preparing,
+                started: p.started,
+                recycled: p
+                    .recycled
+                    .into_iter()
+                    .map(|(id, why)| (id, why.to_string()))
+                    .collect(),
+                failures: p.failures,
+            })
+            .collect(),
     };
     crate::metrics::record_keeper_run(&response);
     Ok(response)

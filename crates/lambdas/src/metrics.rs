@@ -5,7 +5,7 @@
 use crate::keeper::KeeperResponse;
 use ec2_build_core::model::ExecutionEnded;
 use ec2_build_core::ports::{CodePipeline, HeldJobs, StepFunctions};
-use ec2_build_core::timeline::{action_started_ms, pipeline_execution, BuildTimeline, POOL_COLD};
+use ec2_build_core::timeline::{action_started_ms, pipeline_execution, BuildTimeline};
 use ec2_build_core::JobWorker;
 use metrics_cloudwatch_embedded::{Builder, Collector};
 
@@ -50,7 +50,22 @@ pub fn record_keeper_run(run: &KeeperResponse) {
     for (name, count) in KEEPER_METRICS.iter().zip(counts) {
         metrics::gauge!(*name).set(count as f64);
     }
+    for pool in &run.pools {
+        let counts = [
+            pool.ready,
+            pool.claimed,
+            pool.preparing,
+            pool.recycled.len(),
+        ];
+        for (name, count) in POOL_METRICS.iter().zip(counts) {
+            metrics::gauge!(*name, POOL_DIMENSION => pool.pool.clone()).set(count as f64);
+        }
+    }
 }
+
+/// Per warm pool and keeper run, with the dimension [`POOL_DIMENSION`]: its ready, claimed
+/// and preparing instances, and the instances the run recycled.
+pub const POOL_METRICS: [&str; 4] = ["PoolReady", "PoolClaimed", "PoolPreparing", "PoolRecycled"];
 
 /// Names of the per-build duration metrics (seconds), one value each per finished build, with
 /// the dimensions [`MARKET_DIMENSION`] and [`POOL_DIMENSION`] besides the stack.
@@ -69,7 +84,7 @@ pub const BUILDS_FINISHED_METRIC: &str = "BuildsFinished";
 pub const RESULT_DIMENSION: &str = "Result";
 /// `on-demand`, `spot`, or `none` when no instance was launched.
 pub const MARKET_DIMENSION: &str = "Market";
-/// `cold` (a fresh instance) until pools exist.
+/// The warm pool the build's instance came from, or `cold` (a fresh instance).
 pub const POOL_DIMENSION: &str = "Pool";
 
 /// Records one finished build; the collector's next flush writes it. Durations that did not
@@ -85,10 +100,11 @@ pub fn record_build(timeline: &BuildTimeline) {
         d.total,
     ];
     let market = timeline.market().as_str();
+    let pool = timeline.pool().to_string();
     for (name, seconds) in BUILD_DURATION_METRICS.iter().zip(durations) {
         if let Some(seconds) = seconds {
             metrics::describe_histogram!(*name, metrics::Unit::Seconds, "");
-            metrics::histogram!(*name, MARKET_DIMENSION => market, POOL_DIMENSION => POOL_COLD)
+            metrics::histogram!(*name, MARKET_DIMENSION => market, POOL_DIMENSION => pool.clone())
                 .record(seconds);
         }
     }

@@ -325,6 +325,7 @@ async fn keeper_terminates_the_instance_of_an_ended_execution_on_its_schedule() 
     let response = keeper::handle(
         event("Scheduled Event", "aws.events", json!({})),
         &h.fakes.keeper(),
+        &h.fakes.pool_keeper(),
     )
     .await
     .unwrap();
@@ -336,14 +337,19 @@ async fn keeper_terminates_the_instance_of_an_ended_execution_on_its_schedule() 
 #[tokio::test]
 async fn keeper_refuses_other_events_and_reports_a_failed_inventory() {
     let h = handler();
-    let err = keeper::handle(action_started("EC2Build"), &h.fakes.keeper())
-        .await
-        .unwrap_err();
+    let err = keeper::handle(
+        action_started("EC2Build"),
+        &h.fakes.keeper(),
+        &h.fakes.pool_keeper(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(diagnostic(err).error_type, "InvalidEvent");
     *h.fakes.instances.failing_listing.lock().unwrap() = true;
     let err = keeper::handle(
         event("Scheduled Event", "aws.events", json!({})),
         &h.fakes.keeper(),
+        &h.fakes.pool_keeper(),
     )
     .await
     .unwrap_err();

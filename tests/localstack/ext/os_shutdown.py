@@ -106,6 +106,17 @@ def request(body: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def forget(instance_id: str) -> None:
+    """The instance stopped or terminated: a shutdown its OS had scheduled never comes."""
+    with _LOCK:
+        timer = _TIMERS.pop(instance_id, None)
+        if timer is not None:
+            timer.cancel()
+            for record in REQUESTS:
+                if record["InstanceId"] == instance_id and record["Result"] == "scheduled":
+                    record["Result"] = "forgotten: the instance stopped"
+
+
 def requests(instance_id: str | None = None) -> list[dict[str, Any]]:
     with _LOCK:
         return [dict(r) for r in REQUESTS if instance_id in (None, r["InstanceId"])]

@@ -7,9 +7,10 @@ Targets, real execution) and GetCommandInvocation.
 Agent availability ("is the SSM agent of this instance online?") and version:
   * running instances are Online, with AgentVersion DEFAULT_AGENT_VERSION, unless
   * the instance tag `ec2build:local-agent` says `offline` (never registers),
-    `delay=<seconds>` (registers that long after launch) or `version=<a.b.c.d>` (the
-    AgentVersion DescribeInstanceInformation reports), several joined by commas
-    (`delay=5,version=3.2.582.0`), or
+    `delay=<seconds>` (registers that long after launch: the first boot), `start=<seconds>`
+    (registers that long after a StartInstances of a stopped instance; default 0) or
+    `version=<a.b.c.d>` (the AgentVersion DescribeInstanceInformation reports), several joined
+    by commas (`delay=60,start=5,version=3.2.582.0`), or
   * the server-wide AGENT_CONFIG (test API PUT /_ec2build/agent) says so for its image id
     or by default, in the same words.
 Instances whose agent is not online are not listed, and SendCommand to them fails with
@@ -31,6 +32,9 @@ from moto.ssm.responses import SimpleSystemManagerResponse
 from . import agent
 
 AGENT_TAG = "ec2build:local-agent"
+# When StartInstances last started the instance from stopped (absent until then): the agent's
+# `start=N` delay counts from it, the first boot's `delay=N` from the launch.
+STARTED_ATTRIBUTE = "_ec2build_started_at"
 DEFAULT_AGENT_VERSION = "3.3.2746.0"
 AGENT_CONFIG: dict[str, Any] = {"default": "online", "images": {}}
 _LOCK = threading.RLock()
@@ -87,13 +91,14 @@ def agent_online(instance: Any) -> bool:
     settings = agent_settings(instance)
     if "offline" in settings:
         return False
-    if "delay" in settings:
-        delay = float(settings["delay"])
-        launched = instance.launch_time
-        if launched.tzinfo is None:
-            launched = launched.replace(tzinfo=datetime.timezone.utc)
-        return (datetime.datetime.now(datetime.timezone.utc) - launched).total_seconds() >= delay
-    return True
+    started = getattr(instance, STARTED_ATTRIBUTE, None)
+    if started is not None:
+        since, delay = started, float(settings.get("start") or 0)
+    else:
+        since, delay = instance.launch_time, float(settings.get("delay") or 0)
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=datetime.timezone.utc)
+    return (datetime.datetime.now(datetime.timezone.utc) - since).total_seconds() >= delay
 
 
 def _instances(account_id: str, region: str) -> list[Any]:
@@ -455,8 +460,11 @@ def apply() -> None:
     SimpleSystemManagerResponse.cancel_command = _cancel_command
     SimpleSystemManagerResponse.describe_instance_information = _describe_instance_information
 
-    # Stopping or terminating an instance kills what the agent runs on it.
+    # Stopping or terminating an instance kills what the agent runs on it, and its OS forgets a
+    # shutdown it had scheduled (the OS halts).
     from moto.ec2.models.instances import Instance
+
+    from . import os_shutdown
 
     for method in ("terminate", "stop"):
         original = getattr(Instance, method)
@@ -465,6 +473,22 @@ def apply() -> None:
             result = _original(self)
             for inv in RUNNING.pop(self.id, []):
                 inv.stop("terminated")
+            os_shutdown.forget(self.id)
             return result
 
         setattr(Instance, method, wrapped)
+
+    # Starting a stopped instance: the agent comes online `start=N` s later, and LaunchTime is the
+    # time of this start, as EC2 reports it.
+    original_start = Instance.start
+
+    def start(self: Any) -> Any:
+        previous = original_start(self)
+        if previous.name == "stopped":
+            from moto.core.utils import utcnow
+
+            setattr(self, STARTED_ATTRIBUTE, datetime.datetime.now(datetime.timezone.utc))
+            self.launch_time = utcnow()
+        return previous
+
+    Instance.start = start

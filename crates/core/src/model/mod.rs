@@ -6,7 +6,9 @@ pub mod execution;
 pub mod fleet;
 pub mod job;
 pub mod outcome;
+pub mod pool;
 pub mod report;
+pub mod shape;
 pub mod token;
 pub mod trigger;
 

@@ -3,15 +3,19 @@
 
 pub mod fakes;
 pub mod fleet;
+pub mod pools;
 
 pub use fakes::{
     Answer, FakeHeldJobs, FakePipeline, FakeSteps, HeldJobsFake, PipelineFake, StepsFake,
 };
 pub use fleet::{build_tags, FakeInstances, InstancesFake};
+pub use pools::{FakePoolRegistry, PoolRegistryFake};
 
 use crate::model::{Job, JobData};
 use crate::settings::{KeeperSettings, Settings};
-use crate::use_cases::{completion::Completion, job::JobWorker, keeper::Keeper, sweep::Sweep};
+use crate::use_cases::{
+    completion::Completion, job::JobWorker, keeper::Keeper, pools::PoolKeeper, sweep::Sweep,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -145,16 +149,33 @@ impl Fakes {
         Completion::new(self.worker(settings), self.instances.clone())
     }
 
+    /// The keeper's pool part for a stack that declares no pools.
+    pub fn pool_keeper(&self) -> PoolKeeper<FakePoolRegistry, FakeSteps, FakeInstances> {
+        PoolKeeper::new(
+            FakePoolRegistry::default(),
+            self.steps.clone(),
+            FakeSteps::new("arn:aws:states:us-east-1:123456789012:stateMachine:prepare"),
+            self.instances.clone(),
+            self.keeper_settings(),
+        )
+    }
+
+    fn keeper_settings(&self) -> KeeperSettings {
+        KeeperSettings {
+            stack_name: "stack".into(),
+            grace_seconds: 2400,
+            pools: Vec::new(),
+            subnet_ids: Vec::new(),
+        }
+    }
+
     /// The keeper of stack `stack` with the default grace period.
     pub fn keeper(&self) -> Keeper<FakePipeline, FakeSteps, FakeInstances> {
         Keeper::new(
             self.pipeline.clone(),
             self.steps.clone(),
             self.instances.clone(),
-            KeeperSettings {
-                stack_name: "stack".into(),
-                grace_seconds: 2400,
-            },
+            self.keeper_settings(),
         )
     }
 }

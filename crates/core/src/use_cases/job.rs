@@ -163,7 +163,9 @@ impl<P: CodePipeline, S: StepFunctions, H: HeldJobs> JobWorker<P, S, H> {
         let spec = match BuildSpec::from_configuration(
             &job.data.configuration,
             job.data.output_artifacts.len(),
-        ) {
+        )
+        .and_then(|spec| spec.check_pool(&self.settings.pools).map(|()| spec))
+        {
             Ok(spec) => spec,
             Err(e) => {
                 info!(property = e.property, "invalid action configuration");

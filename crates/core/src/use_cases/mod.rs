@@ -6,9 +6,11 @@
 //! - [`completion`]: a build execution ended: report its result at once and release what the flow
 //!   could not.
 //! - [`keeper`]: on a schedule, terminate what leaked and stop builds nobody waits for.
+//! - [`pools`]: in the keeper's run, keep every warm pool at its size and recycle what must go.
 
 pub mod completion;
 pub mod deadline;
 pub mod job;
 pub mod keeper;
+pub mod pools;
 pub mod sweep;
