@@ -39,7 +39,7 @@ def test_status_shows_a_running_build_then_its_result(e2e):
     assert mine["job_id"] == d["name"] and mine["execution_arn"] == d["executionArn"]
     assert (mine["stage"], mine["action"]) == ("Build", "EC2Build")
     assert mine["current_stage"] == "build" and mine["current_state"] == "RunBuild"
-    assert (mine["instance_id"], mine["market"], mine["pool"]) == (instance_id, "on-demand", "-")
+    assert (mine["instance_id"], mine["market"], mine["pool"]) == (instance_id, "on-demand", "cold")
     human = cli(e2e, "status")
     assert human.returncode == 0, human.stderr
     header, *rows = human.stdout.split("Recently finished")[0].splitlines()[1:]
@@ -129,9 +129,9 @@ def test_cancel_stops_the_build_fails_the_job_with_the_reason_and_leaves_nothing
     assert again.returncode == 1 and "already ended (ABORTED)" in again.stderr
 
 
-def test_pools_says_none_are_configured(e2e):
+def test_pools_says_so_when_the_registry_is_empty(e2e):
     done = cli(e2e, "pools")
-    assert done.returncode == 0 and "No pools are configured" in done.stdout
+    assert done.returncode == 0 and "No pool instances in the registry" in done.stdout, done.stdout
     assert cli_json(e2e, "pools") == {"pools": []}
 
 

@@ -228,3 +228,42 @@ def test_a_pool_instance_whose_execution_was_aborted_is_recycled_by_the_keeper(p
     assert len(ready(e, "running")) == 1
     e.wait_final(p, 60)
 
+
+
+def test_the_cli_lists_each_pools_instances_by_state(pools):
+    from tests.e2e.test_cli import cli, cli_json
+
+    fill(pools)
+    out = {p["name"]: p for p in cli_json(pools, "pools")["pools"]}
+    for name in ("stopped", "running", "reused", "burst"):
+        registry = pools.dep.pool_registry(name)
+        listed = out[name]
+        assert sorted(m["instance_id"] for m in listed["instances"]) == [i["InstanceId"] for i in registry], name
+        states: dict[str, int] = {}
+        for i in registry:
+            states[i["State"]] = states.get(i["State"], 0) + 1
+        assert listed["states"] == states, (name, listed["states"], states)
+    done = cli(pools, "pools")
+    assert done.returncode == 0, done.stderr
+    assert "Pool stopped: 1 ready" in done.stdout, done.stdout
+    # doctor looks at the pool instances' SSM Agent (the local agent reports a current version).
+    doctor = cli(pools, "--json", "doctor")
+    checks = {c["check"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert checks["pool agents"]["verdict"] == "ok", checks["pool agents"]
+
+
+def test_the_cli_status_names_the_pool_of_a_running_pool_build(pools):
+    from tests.e2e.test_cli import cli_json
+
+    fill(pools)
+    (member,) = ready(pools, "running")
+    p = pools.pipeline({"Pool": "running", "Command": "echo pooled build started\nsleep 300"})
+    d, _ = wait_until(lambda: (lambda x: (x[0], None) if x else None)(pools.executions(p)), 30, what="execution started")
+
+    def listed():
+        rows = [r for r in cli_json(pools, "status")["running"] if r["execution_arn"] == d["executionArn"]]
+        return rows[0] if rows and rows[0]["instance_id"] else None
+
+    row = wait_until(listed, 60, interval=1, what="the pool build in ec2-build status")
+    assert (row["pool"], row["instance_id"]) == ("running", member["InstanceId"]), row
+    pools.sfn.stop_execution(executionArn=d["executionArn"], error="Stopped", cause="test over")

@@ -72,7 +72,7 @@ enum Command {
         #[arg(long, default_value = "no reason given")]
         reason: String,
     },
-    /// Warm pools and their instances by state (none exist yet).
+    /// Warm pools and their instances by state, from the pool registry.
     Pools,
     /// Check the deployment and say what is wrong and how to fix it.
     Doctor,
@@ -100,9 +100,6 @@ async fn main() {
 }
 
 async fn run(cli: Cli, style: Style) -> Result<i32, CliError> {
-    if let Command::Pools = cli.command {
-        return commands::pools::run(&style);
-    }
     let sdk = ec2_build_aws::load_sdk_config().await;
     let deployment = Deployment::load(&sdk, &cli.stack, &cli.outputs).await?;
     let ctx = Context {
@@ -116,6 +113,6 @@ async fn run(cli: Cli, style: Style) -> Result<i32, CliError> {
         Command::Logs { build, follow } => commands::logs::run(&ctx, build, *follow).await,
         Command::Cancel { build, reason } => commands::cancel::run(&ctx, build, reason).await,
         Command::Doctor => commands::doctor::run(&ctx).await,
-        Command::Pools => unreachable!("handled above"),
+        Command::Pools => commands::pools::run(&ctx).await,
     }
 }

@@ -76,10 +76,7 @@ pub async fn run(ctx: &Context) -> Result<i32, CliError> {
     rules(ctx, &mut findings).await;
     state_machine_and_document(ctx, &mut findings).await;
     images(ctx, &mut findings).await;
-    findings.note(
-        "pool agents",
-        "no pools are configured: skipped (each fresh instance's SSM Agent version is checked by the state machine before its build)",
-    );
+    pool_agents(ctx, &mut findings).await;
     subnets(ctx, &mut findings).await;
     function_errors(ctx, &mut findings).await;
     orphans(ctx, &mut findings).await;
@@ -571,6 +568,80 @@ async fn function_errors(ctx: &Context, f: &mut Findings) {
 }
 
 /// Every live instance of the stack belongs to a running execution.
+/// The first SSM Agent that runs documents with `interpolationType: ENV_VAR`.
+const MINIMUM_AGENT: [u64; 4] = [3, 3, 2746, 0];
+
+/// Pool instances (the registry's members) whose SSM Agent is older than [`MINIMUM_AGENT`], as
+/// SSM last saw them (a stopped instance keeps its last report).
+async fn pool_agents(ctx: &Context, f: &mut Findings) {
+    const CHECK: &str = "pool agents";
+    let members = match crate::commands::pools::registry(ctx).await {
+        Ok(members) => members,
+        Err(e) => return f.note(CHECK, format!("the pool registry cannot be read: {e}")),
+    };
+    if members.is_empty() {
+        return f.note(
+            CHECK,
+            "no pool instances: skipped (each fresh instance's SSM Agent version is checked by the state machine before its build)",
+        );
+    }
+    let ssm = aws_sdk_ssm::Client::new(&ctx.sdk);
+    let mut old = Vec::new();
+    let mut unseen = 0;
+    for chunk in members.chunks(50) {
+        let ids: Vec<String> = chunk.iter().map(|m| m.instance_id.clone()).collect();
+        let filter = aws_sdk_ssm::types::InstanceInformationStringFilter::builder()
+            .key("InstanceIds")
+            .set_values(Some(ids.clone()))
+            .build();
+        let Ok(filter) = filter else { continue };
+        let infos = match ssm
+            .describe_instance_information()
+            .filters(filter)
+            .send()
+            .await
+        {
+            Ok(out) => out.instance_information_list().to_vec(),
+            Err(e) => {
+                return f.note(
+                    CHECK,
+                    CliError::aws("DescribeInstanceInformation", e).to_string(),
+                )
+            }
+        };
+        for id in &ids {
+            match infos.iter().find(|i| i.instance_id() == Some(id.as_str())) {
+                None => unseen += 1,
+                Some(info) => {
+                    let version = info.agent_version().unwrap_or("");
+                    let parts: Vec<u64> =
+                        version.split('.').map(|p| p.parse().unwrap_or(0)).collect();
+                    let padded: Vec<u64> =
+                        (0..4).map(|i| parts.get(i).copied().unwrap_or(0)).collect();
+                    if padded.as_slice() < MINIMUM_AGENT.as_slice() {
+                        old.push(format!("{id} ({version})"));
+                    }
+                }
+            }
+        }
+    }
+    if old.is_empty() {
+        f.ok(
+            CHECK,
+            format!(
+                "{} pool instances, SSM Agent 3.3.2746.0 or later where SSM has seen it ({unseen} not seen yet)",
+                members.len()
+            ),
+        );
+    } else {
+        f.problem(
+            CHECK,
+            format!("pool instances with an SSM Agent older than 3.3.2746.0: {}", old.join(", ")),
+            "build the pool's image with a newer agent (or run AWS-UpdateSSMAgent in its warm-up), then let the keeper recycle the instances (lower MaxAgeHours or set the pool's Size to 0 and back)",
+        );
+    }
+}
+
 async fn orphans(ctx: &Context, f: &mut Findings) {
     const CHECK: &str = "instances";
     let Ok(arn) = ctx.deployment.state_machine_arn() else {

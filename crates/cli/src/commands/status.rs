@@ -16,7 +16,7 @@ struct Running {
     current_state: String,
     instance_id: Option<String>,
     market: Option<String>,
-    /// The warm pool the instance came from; `-` until pools exist.
+    /// The warm pool the instance came from, `cold` for a fresh launch.
     pool: String,
 }
 
@@ -33,13 +33,27 @@ pub async fn run(ctx: &Context, recent: i32) -> Result<i32, CliError> {
         &ctx.deployment.stack_name,
     )
     .await?;
+    // Pool builds: the registry names the execution holding each claimed instance (a pool
+    // instance carries no execution tag). A stack without pools has an empty registry.
+    let claims: Vec<crate::commands::pools::Member> = crate::commands::pools::registry(ctx)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.claimed_by.is_some())
+        .collect();
     let mut running = Vec::new();
     for arn in builds.list(true, 0).await? {
         let build = builds.describe(&arn).await?;
         let (current_stage, current_state) = builds.current_stage(&arn).await?;
+        let claim = claims
+            .iter()
+            .find(|m| m.claimed_by.as_deref() == Some(arn.as_str()));
         let instance = instances
             .iter()
-            .filter(|i| i.execution_arn.as_deref() == Some(arn.as_str()))
+            .filter(|i| match claim {
+                Some(m) => i.id == m.instance_id,
+                None => i.execution_arn.as_deref() == Some(arn.as_str()),
+            })
             .find(|i| i.state != "terminated");
         running.push(Running {
             build,
@@ -47,7 +61,7 @@ pub async fn run(ctx: &Context, recent: i32) -> Result<i32, CliError> {
             current_state,
             instance_id: instance.map(|i| i.id.clone()),
             market: instance.map(|i| i.market.clone()),
-            pool: "-".into(),
+            pool: claim.map_or_else(|| "cold".to_string(), |m| m.pool.clone()),
         });
     }
     let mut finished = Vec::new();
