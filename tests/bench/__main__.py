@@ -484,7 +484,7 @@ def render(info: dict[str, str], builds: list[Build], long_builds: list[Build], 
             add("")
             add("The operator CLI, a new binary but no Lambda: one process per run, start to exit (tests/bench/coldstart.py `cli_run`).")
             add("")
-            add("| Binary, command | Start → exit, median (min–max) | Peak RSS (ru_maxrss), median (max) | File size |")
+            add("| Binary, command | Start → exit, median (min–max) | Peak RSS (GNU time %M), median (max) | File size |")
             add("|---|---|---|---|")
             size = os.path.getsize(os.path.join(info["binaries"], "ec2-build")) / 1024 / 1024
             add(f"| ec2-build, `status --json` on an empty stack (DescribeStacks, DescribeInstances, 2 ListExecutions) | "

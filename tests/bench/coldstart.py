@@ -170,23 +170,35 @@ class RuntimeApi:
 class CliRun:
     """One run of a command-line binary (the `ec2-build` CLI), start to exit."""
     seconds: float  # from just before Popen to the process's exit
-    peak_rss_kb: int  # ru_maxrss of the process (wait4), kB on Linux
+    peak_rss_kb: int  # peak resident set, KiB (GNU time; else wait4's ru_maxrss)
     exit_code: int
     stdout: str
 
 
+# GNU time reports its child's peak resident set. wait4's ru_maxrss of a child forked from this
+# (large) Python process would include the parent's pages the child held before its exec.
+GNU_TIME = "/usr/bin/time"
+
+
 def cli_run(binary: str, args: list[str], env: dict[str, str], timeout: float = 30) -> CliRun:
-    """Run `binary args` once with `env`; time to exit and peak resident set."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([binary, *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
-    timer.start()
-    try:
-        out = proc.stdout.read().decode() if proc.stdout else ""
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        timer.cancel()
-    seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return CliRun(seconds, usage.ru_maxrss, proc.returncode, out)
+    """Run `binary args` once with `env`; time to exit and peak resident set (KiB, from GNU time
+    when it is installed, else wait4's, which then includes the bench's own pages)."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
+        wrapper = [GNU_TIME, "-f", "%M", "-o", rss_file.name] if os.access(GNU_TIME, os.X_OK) else []
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([*wrapper, binary, *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+        timer.start()
+        try:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        reported = rss_file.read().strip().splitlines()
+        peak_kb = int(reported[-1]) if wrapper and reported and reported[-1].isdigit() else usage.ru_maxrss
+    return CliRun(seconds, peak_kb, proc.returncode, out)
