@@ -96,6 +96,18 @@ def cold_starts(bin_dir: str, runs: int, template_env: dict[str, str]) -> dict[s
     out: dict[str, list[coldstart.ColdStart]] = {}
     with LocalStack() as stack:
         custom_action_type(stack, template_env["ACTION_PROVIDER"], category=template_env["ACTION_CATEGORY"], version=template_env["ACTION_VERSION"])
+        # The template's DynamoDB tables, under the names the functions are given, so their calls
+        # (the sweep's held jobs, the keeper's pool registry) find them.
+        from tests.deploy import load_template
+
+        tables = {"HeldJobsTable": "HELD_JOBS_TABLE", "PoolRegistryTable": "POOL_TABLE"}
+        for lid, variable in tables.items():
+            props = load_template()["Resources"][lid]["Properties"]
+            if variable in template_env:
+                stack.client("dynamodb").create_table(
+                    TableName=template_env[variable], BillingMode=props["BillingMode"],
+                    AttributeDefinitions=props["AttributeDefinitions"], KeySchema=props["KeySchema"],
+                    **({"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]} if "GlobalSecondaryIndexes" in props else {}))
         env = {**template_env, **stack.env()}
         other = {"version": "0", "id": "1", "detail-type": "CodePipeline Action Execution State Change", "source": "aws.codepipeline",
                  "account": "123456789012", "time": "2025-01-01T00:00:00Z", "region": stack.region, "resources": [],
@@ -210,9 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     fault_res: faults.Faults | None = None
     acq: acquisition.Acquisition | None = None
     try:
-        template_env = {k: v for k, v in (env.dep.poller.env.items() if env else ())
+        template_env = {k: v for k, v in ({**env.dep.keeper.env, **env.dep.poller.env}.items() if env else ())
                         if k in ("STATE_MACHINE_ARN", "ACTION_CATEGORY", "ACTION_PROVIDER", "ACTION_VERSION", "POLL_BATCH_SIZE",
-                                 "HELD_JOBS_TABLE", "HELD_JOB_REFRESH_SECONDS",
+                                 "HELD_JOBS_TABLE", "HELD_JOB_REFRESH_SECONDS", "POOL_TABLE", "POOL_PREPARATION_STATE_MACHINE_ARN",
                                  "POLL_MAX_ROUNDS", "JOB_CONCURRENCY", "BUILD_HEARTBEAT_SECONDS", "AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL")}
         pending: list[Build] = []
         if "transitions" not in skip:
