@@ -274,23 +274,25 @@ async fn describe_execution_maps_status_output_and_missing_execution() {
     );
 }
 
+/// A history event: `name` entered, at second `id`.
+fn entered(id: i64, name: &str) -> aws_sdk_sfn::types::HistoryEvent {
+    use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType, StateEnteredEventDetails};
+    HistoryEvent::builder()
+        .id(id)
+        .timestamp(DateTime::from_secs(id))
+        .r#type(HistoryEventType::TaskStateEntered)
+        .state_entered_event_details(
+            StateEnteredEventDetails::builder()
+                .name(name)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn current_state_is_the_last_state_entered() {
-    use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType, StateEnteredEventDetails};
-    let entered = |id: i64, name: &str| {
-        HistoryEvent::builder()
-            .id(id)
-            .timestamp(DateTime::from_secs(id))
-            .r#type(HistoryEventType::TaskStateEntered)
-            .state_entered_event_details(
-                StateEnteredEventDetails::builder()
-                    .name(name)
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-            .unwrap()
-    };
     let rule = mock!(aws_sdk_sfn::Client::get_execution_history)
         .match_requests(|r| r.reverse_order() == Some(true))
         .then_output(move || {
@@ -310,21 +312,7 @@ async fn current_state_is_the_last_state_entered() {
 
 #[tokio::test]
 async fn states_entered_lists_every_page_without_the_data_oldest_first() {
-    use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType, StateEnteredEventDetails};
-    let entered = |id: i64, name: &str| {
-        HistoryEvent::builder()
-            .id(id)
-            .timestamp(DateTime::from_secs(id))
-            .r#type(HistoryEventType::TaskStateEntered)
-            .state_entered_event_details(
-                StateEnteredEventDetails::builder()
-                    .name(name)
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-            .unwrap()
-    };
+    use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
     let started = HistoryEvent::builder()
         .id(1)
         .timestamp(DateTime::from_secs(1))
